@@ -1,0 +1,182 @@
+"""gradtx: composable gradient transformations for JAX.
+
+An optimizer is a pair of pure functions ``init(params) -> state`` and
+``update(updates, state, params=None, **extra) -> (updates, state)``. Small
+primitives compose with :func:`chain` into full optimizers; the names,
+arguments and numbers follow Optax, so ``import gradtx as optax`` works for
+the names gradtx has.
+
+    >>> import gradtx, jax, jax.numpy as jnp
+    >>> params = {"w": jnp.ones(3)}
+    >>> opt = gradtx.adam(1e-2)
+    >>> state = opt.init(params)
+    >>> grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2))(params)
+    >>> updates, state = opt.update(grads, state, params)
+    >>> params = gradtx.apply_updates(params, updates)
+"""
+
+from ._base import EmptyState as EmptyState
+from ._base import GradientTransformation as GradientTransformation
+from ._base import OptState as OptState
+from ._base import Params as Params
+from ._base import ScalarOrSchedule as ScalarOrSchedule
+from ._base import Schedule as Schedule
+from ._base import TransformInitFn as TransformInitFn
+from ._base import TransformUpdateFn as TransformUpdateFn
+from ._base import Updates as Updates
+from ._base import apply_updates as apply_updates
+from ._base import identity as identity
+from ._base import init_empty_state as init_empty_state
+from ._base import set_to_zero as set_to_zero
+from ._base import stateless as stateless
+from ._base import stateless_with_tree_map as stateless_with_tree_map
+from ._base import with_extra_args_support as with_extra_args_support
+from ._maths import safe_increment as safe_increment
+from ._tree import bias_correction as bias_correction
+from ._tree import global_norm as global_norm
+from ._tree import tree_cast as tree_cast
+from ._tree import tree_cast_like as tree_cast_like
+from ._tree import tree_full_like as tree_full_like
+from ._tree import tree_sum_of_squares as tree_sum_of_squares
+from ._tree import tree_zeros_like as tree_zeros_like
+from ._tree import update_infinity_moment as update_infinity_moment
+from ._tree import update_moment as update_moment
+from ._tree import update_moment_per_elem_norm as update_moment_per_elem_norm
+from .alias import adagrad as adagrad
+from .alias import adam as adam
+from .alias import adam_l2 as adam_l2
+from .alias import adamax as adamax
+from .alias import adamaxw as adamaxw
+from .alias import adamw as adamw
+from .alias import amsgrad as amsgrad
+from .alias import nadam as nadam
+from .alias import nadamw as nadamw
+from .alias import rmsprop as rmsprop
+from .alias import sgd as sgd
+from .combine import MaskedNode as MaskedNode
+from .combine import MaskedState as MaskedState
+from .combine import chain as chain
+from .combine import masked as masked
+from .combine import named_chain as named_chain
+from .schedules import constant_schedule as constant_schedule
+from .schedules import cosine_decay_schedule as cosine_decay_schedule
+from .schedules import exponential_decay as exponential_decay
+from .schedules import join_schedules as join_schedules
+from .schedules import linear_schedule as linear_schedule
+from .schedules import piecewise_constant_schedule as piecewise_constant_schedule
+from .schedules import polynomial_schedule as polynomial_schedule
+from .schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from .transforms._adam import ScaleByAdamState as ScaleByAdamState
+from .transforms._adam import ScaleByAmsgradState as ScaleByAmsgradState
+from .transforms._adam import scale_by_adam as scale_by_adam
+from .transforms._adam import scale_by_adamax as scale_by_adamax
+from .transforms._adam import scale_by_amsgrad as scale_by_amsgrad
+from .transforms._clipping import ClipByGlobalNormState as ClipByGlobalNormState
+from .transforms._clipping import ClipState as ClipState
+from .transforms._clipping import clip as clip
+from .transforms._clipping import clip_by_global_norm as clip_by_global_norm
+from .transforms._decay import AddDecayedWeightsState as AddDecayedWeightsState
+from .transforms._decay import add_decayed_weights as add_decayed_weights
+from .transforms._moments import EmaState as EmaState
+from .transforms._moments import ScaleByRmsState as ScaleByRmsState
+from .transforms._moments import ScaleByRmsWithCountState as ScaleByRmsWithCountState
+from .transforms._moments import ScaleByRssState as ScaleByRssState
+from .transforms._moments import ScaleByRStdDevState as ScaleByRStdDevState
+from .transforms._moments import (
+    ScaleByRStdDevWithCountState as ScaleByRStdDevWithCountState,
+)
+from .transforms._moments import TraceState as TraceState
+from .transforms._moments import ema as ema
+from .transforms._moments import scale_by_rms as scale_by_rms
+from .transforms._moments import scale_by_rss as scale_by_rss
+from .transforms._moments import scale_by_stddev as scale_by_stddev
+from .transforms._moments import trace as trace
+from .transforms._scaling import ScaleByScheduleState as ScaleByScheduleState
+from .transforms._scaling import ScaleState as ScaleState
+from .transforms._scaling import scale as scale
+from .transforms._scaling import scale_by_learning_rate as scale_by_learning_rate
+from .transforms._scaling import scale_by_schedule as scale_by_schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddDecayedWeightsState",
+    "ClipByGlobalNormState",
+    "ClipState",
+    "EmaState",
+    "EmptyState",
+    "GradientTransformation",
+    "MaskedNode",
+    "MaskedState",
+    "OptState",
+    "Params",
+    "ScalarOrSchedule",
+    "ScaleByAdamState",
+    "ScaleByAmsgradState",
+    "ScaleByRStdDevState",
+    "ScaleByRStdDevWithCountState",
+    "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
+    "ScaleByRssState",
+    "ScaleByScheduleState",
+    "ScaleState",
+    "Schedule",
+    "TraceState",
+    "TransformInitFn",
+    "TransformUpdateFn",
+    "Updates",
+    "adagrad",
+    "adam",
+    "adam_l2",
+    "adamax",
+    "adamaxw",
+    "adamw",
+    "add_decayed_weights",
+    "amsgrad",
+    "apply_updates",
+    "bias_correction",
+    "chain",
+    "clip",
+    "clip_by_global_norm",
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "ema",
+    "exponential_decay",
+    "global_norm",
+    "identity",
+    "init_empty_state",
+    "join_schedules",
+    "linear_schedule",
+    "masked",
+    "nadam",
+    "nadamw",
+    "named_chain",
+    "piecewise_constant_schedule",
+    "polynomial_schedule",
+    "rmsprop",
+    "safe_increment",
+    "scale",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_amsgrad",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "scale_by_rss",
+    "scale_by_schedule",
+    "scale_by_stddev",
+    "set_to_zero",
+    "sgd",
+    "stateless",
+    "stateless_with_tree_map",
+    "trace",
+    "tree_cast",
+    "tree_cast_like",
+    "tree_full_like",
+    "tree_sum_of_squares",
+    "tree_zeros_like",
+    "update_infinity_moment",
+    "update_moment",
+    "update_moment_per_elem_norm",
+    "warmup_cosine_decay_schedule",
+    "with_extra_args_support",
+]

@@ -1,0 +1,73 @@
+"""Per-array arithmetic shared by several transformations.
+
+Functions here act on single arrays (or scalars) and know nothing of pytrees;
+:mod:`gradtx._tree` lifts them to trees.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax.numpy as jnp
+
+
+def abs_sq(x: chex.Array) -> chex.Array:
+    """``|x|²``, real-valued for complex ``x``."""
+    if jnp.iscomplexobj(x):
+        return (x.conj() * x).real
+    return x * x
+
+
+def ema(g: chex.Array, m: chex.Array, decay: chex.Numeric) -> chex.Array:
+    """One step of an exponential moving average: ``(1 − d)·g + d·m``."""
+    return (1 - decay) * g + decay * m
+
+
+def ema_sq(g: chex.Array, v: chex.Array, decay: chex.Numeric) -> chex.Array:
+    """One step of an exponential moving average of ``|g|²``."""
+    return (1 - decay) * abs_sq(g) + decay * v
+
+
+def ema_power(
+    g: chex.Array, m: chex.Array, decay: chex.Numeric, order: int
+) -> chex.Array:
+    """One step of an exponential moving average of ``|g|^order``.
+
+    ``order=1`` averages the signed value itself (not its modulus).
+    """
+    if order == 1:
+        return ema(g, m, decay)
+    if order == 2:
+        return ema_sq(g, m, decay)
+    return (1 - decay) * jnp.abs(g) ** order + decay * m
+
+
+def infinity_moment(
+    g: chex.Array, u: chex.Array, decay: chex.Numeric, eps: chex.Numeric
+) -> chex.Array:
+    """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``."""
+    return jnp.maximum(decay * u, jnp.abs(g) + eps)
+
+
+def debias_factor(decay: chex.Numeric, count: chex.Array) -> chex.Array:
+    """``1 − decay^count``: divide a zero-started average by it to unbias it."""
+    return 1 - decay**count
+
+
+def safe_increment(count: chex.Array) -> chex.Array:
+    """``count + 1``, saturating at the largest value of its dtype.
+
+    An int32 step counter therefore never wraps around to a negative number
+    (which would flip the sign of ``decay^count``-style bias corrections).
+    """
+    count = jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):
+        top = jnp.iinfo(count.dtype).max
+    elif jnp.issubdtype(count.dtype, jnp.floating):
+        top = jnp.finfo(count.dtype).max
+    else:
+        raise TypeError(
+            f"safe_increment: count must be an integer or float array, got "
+            f"dtype {count.dtype}."
+        )
+    top = jnp.asarray(top, count.dtype)
+    return jnp.where(count < top, count + jnp.asarray(1, count.dtype), top)

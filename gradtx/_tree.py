@@ -1,0 +1,217 @@
+"""Tree plumbing: lifting per-array maths to pytrees, checked.
+
+Every transformation writes its maths for one array and calls
+:func:`map_leaves` to apply it across the updates, the matching state trees and
+(optionally) the params. That single place
+
+* checks that every tree has the structure of ``updates`` and that matching
+  leaves have the same shape, naming the leaf path and both sides otherwise
+  (at trace time: never a silent broadcast);
+* computes in at least float32: bfloat16/float16 inputs are upcast before the
+  maths and every output is cast back on write — the new update to the
+  gradient's dtype, each new state leaf to the dtype of the state it replaces —
+  so state dtypes never drift and low-precision training does not overflow in
+  intermediate products;
+* leaves ``None`` leaves alone (a ``None`` in ``updates`` must be ``None`` in
+  the other trees too).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from . import _maths
+
+_LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def _dtype(x: Any) -> jnp.dtype:
+    return jnp.result_type(x)
+
+
+def _upcast(x: Any) -> Any:
+    x = jnp.asarray(x)
+    return x.astype(jnp.float32) if x.dtype in _LOW_PRECISION else x
+
+
+def _cast(x: Any, dtype: jnp.dtype) -> Any:
+    return jnp.asarray(x).astype(dtype)
+
+
+def _paths(tree: Any) -> list[str]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [jax.tree_util.keystr(path) or "<root>" for path, _ in flat]
+
+
+def flatten_like(
+    treedef: Any, tree: Any, *, name: str, owner: str, ref: str = "updates"
+) -> list[Any]:
+    """The leaves of ``tree`` laid out like ``treedef``, or a clear error."""
+    try:
+        return treedef.flatten_up_to(tree)
+    except (ValueError, TypeError) as e:
+        ours = jax.tree.structure(tree)
+        raise ValueError(
+            f"{owner}: `{name}` does not have the tree structure of `{ref}`.\n"
+            f"  {ref}: {treedef}\n  {name}: {ours}\n"
+            "Was the state made by `init` on parameters of another structure?"
+        ) from e
+
+
+def _check_shapes(
+    updates: Any,
+    leaves: Sequence[Any],
+    others: Sequence[Sequence[Any]],
+    names: Sequence[str],
+    owner: str,
+) -> None:
+    for j, other in enumerate(others):
+        for i, (g, o) in enumerate(zip(leaves, other, strict=True)):
+            if jnp.shape(g) != jnp.shape(o):
+                path = _paths(updates)[i]
+                raise ValueError(
+                    f"{owner}: shape mismatch at leaf {path}: `updates` has "
+                    f"shape {jnp.shape(g)} but `{names[j]}` has shape "
+                    f"{jnp.shape(o)}."
+                )
+
+
+def map_leaves(
+    fn: Callable[..., Any],
+    updates: Any,
+    *trees: Any,
+    names: Sequence[str] = (),
+    owner: str = "gradtx",
+    nout: int = 1,
+) -> Any:
+    """Applies ``fn(g, *others)`` leaf by leaf and returns the new tree(s).
+
+    Args:
+      fn: per-array function. With ``nout == 1`` it returns the new update;
+        otherwise a tuple ``(update, state_1, …, state_{nout-1})`` where
+        ``state_i`` replaces the ``i``-th extra input (its dtype is kept).
+      updates: the tree whose structure leads.
+      *trees: trees with the structure of ``updates`` (states, params).
+      names: a name for each of ``trees``, used in error messages.
+      owner: the transformation's name, used in error messages.
+      nout: the number of outputs of ``fn``.
+
+    Returns:
+      A tree like ``updates`` (``nout == 1``) or a tuple of ``nout`` trees.
+    """
+    names = list(names) + [f"tree {i}" for i in range(len(names), len(trees))]
+    leaves, treedef = jax.tree.flatten(updates)
+    others = [
+        flatten_like(treedef, t, name=n, owner=owner)
+        for t, n in zip(trees, names, strict=False)
+    ]
+    _check_shapes(updates, leaves, others, names, owner)
+    outs = []
+    for args in zip(leaves, *others, strict=True):
+        res = fn(*(_upcast(a) for a in args))
+        if nout == 1:
+            outs.append(_cast(res, _dtype(args[0])))
+        else:
+            outs.append(
+                tuple(
+                    _cast(r, _dtype(args[k])) if k < len(args) else r
+                    for k, r in enumerate(res)
+                )
+            )
+    if nout == 1:
+        return treedef.unflatten(outs)
+    columns = list(zip(*outs, strict=True)) if outs else [[]] * nout
+    return tuple(treedef.unflatten(list(c)) for c in columns)
+
+
+# --------------------------------------------------------------------------
+# Public tree utilities.
+
+
+def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """Zeros shaped like every leaf of ``tree`` (dtype: the leaf's, or ``dtype``)."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def tree_full_like(tree: Any, fill_value: chex.Numeric, dtype: Any = None) -> Any:
+    """Arrays filled with ``fill_value`` shaped like every leaf of ``tree``."""
+    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+
+
+def tree_cast(tree: Any, dtype: Any) -> Any:
+    """Casts every leaf to ``dtype``; ``dtype=None`` returns ``tree`` unchanged."""
+    if dtype is None:
+        return tree
+    return jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
+
+
+def tree_cast_like(tree: Any, like: Any) -> Any:
+    """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, like)
+
+
+def tree_sum_of_squares(tree: Any) -> chex.Array:
+    """``Σ |x|²`` over every element of every leaf, accumulated in float32+."""
+    sums = [jnp.sum(_maths.abs_sq(_upcast(x))) for x in jax.tree.leaves(tree)]
+    return functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
+
+
+def global_norm(updates: Any) -> chex.Array:
+    """The L2 norm of all leaves taken together: ``sqrt(Σ_leaves Σ |x|²)``."""
+    return jnp.sqrt(tree_sum_of_squares(updates))
+
+
+def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:
+    """``moment / (1 − decay^count)``, leaf by leaf, keeping each leaf's dtype.
+
+    The factor is computed once, in float32 (``decay^count`` in bfloat16 would
+    round to 1 and divide by zero).
+    """
+    factor = _maths.debias_factor(decay, count)
+    return jax.tree.map(lambda m: (m / factor).astype(_dtype(m)), moment)
+
+
+def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -> Any:
+    """The exponential moving average of ``g^order``: ``(1 − d)·g^order + d·m``."""
+
+    def leaf(g, m):
+        return (1 - decay) * g**order + decay * m
+
+    return map_leaves(leaf, updates, moments, names=["moments"], owner="update_moment")
+
+
+def update_moment_per_elem_norm(
+    updates: Any, moments: Any, decay: chex.Numeric, order: int
+) -> Any:
+    """The exponential moving average of ``|g|^order`` (modulus for complex ``g``)."""
+    return map_leaves(
+        lambda g, m: (
+            _maths.ema_power(g, m, decay, order)
+            if order != 1
+            else _maths.ema(jnp.abs(g), m, decay)
+        ),
+        updates,
+        moments,
+        names=["moments"],
+        owner="update_moment_per_elem_norm",
+    )
+
+
+def update_infinity_moment(
+    updates: Any, moments: Any, decay: chex.Numeric, eps: chex.Numeric
+) -> Any:
+    """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``."""
+    return map_leaves(
+        lambda g, u: _maths.infinity_moment(g, u, decay, eps),
+        updates,
+        moments,
+        names=["moments"],
+        owner="update_infinity_moment",
+    )

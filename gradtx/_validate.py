@@ -1,0 +1,128 @@
+"""Hyperparameter validation, run once when a transformation is built.
+
+Every check names the factory, the argument, the value it got and the range it
+accepts. A hyperparameter that is not concrete (a tracer: the optimizer is being
+built inside ``jit`` or ``vmap``) cannot be inspected and is accepted as is; a
+schedule (a callable) is checked only for being callable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _concrete_float(owner: str, name: str, value: Any) -> float | None:
+    """The value as a Python float, or None when it is traced."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.number, np.ndarray, jax.Array)
+    ):
+        raise TypeError(
+            f"{owner}: `{name}` must be a real number or a scalar array, "
+            f"got {value!r} of type {type(value).__name__}."
+        )
+    if np.ndim(value) != 0:
+        raise ValueError(
+            f"{owner}: `{name}` must be a scalar, got an array of shape "
+            f"{np.shape(value)}."
+        )
+    if np.iscomplexobj(value):
+        raise TypeError(f"{owner}: `{name}` must be real, got {value!r}.")
+    return float(value)
+
+
+def number(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Checks that ``value`` is a real scalar in the given interval.
+
+    Args:
+      owner: the factory's name, shown first in the message.
+      name: the argument's name.
+      value: the value to check (a Python number or a JAX/NumPy scalar).
+      low, high: the bounds of the interval.
+      low_open, high_open: whether the bound itself is excluded.
+
+    Raises:
+      TypeError: when ``value`` is not a real number.
+      ValueError: when it is NaN, not a scalar or out of range.
+    """
+    v = _concrete_float(owner, name, value)
+    if v is None:
+        return
+    too_low = v <= low if low_open else v < low
+    too_high = v >= high if high_open else v > high
+    if math.isnan(v) or too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(
+            f"{owner}: `{name}` must be in {lo}{low:g}, {high:g}{hi}, got {v!r}."
+        )
+
+
+def decay(owner: str, name: str, value: Any, *, allow_one: bool = False) -> None:
+    """A decay rate: in [0, 1), or [0, 1] when ``allow_one``."""
+    number(owner, name, value, low=0.0, high=1.0, high_open=not allow_one)
+
+
+def non_negative(owner: str, name: str, value: Any) -> None:
+    """A real number >= 0 (an epsilon, an initial accumulator value, …)."""
+    number(owner, name, value, low=0.0)
+
+
+def positive(owner: str, name: str, value: Any) -> None:
+    """A real number > 0."""
+    number(owner, name, value, low=0.0, low_open=True)
+
+
+def scalar_or_schedule(owner: str, name: str, value: Any, *, low: float = 0.0) -> None:
+    """A number >= ``low``, or a schedule ``step -> value`` (any callable)."""
+    if callable(value):
+        return
+    number(owner, name, value, low=low)
+
+
+def flag(owner: str, name: str, value: Any) -> None:
+    """A Python bool (a boolean option switches code paths at trace time)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{owner}: `{name}` must be True or False, got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+
+
+def integer(owner: str, name: str, value: Any, *, low: int = 0) -> None:
+    """A Python integer >= ``low`` (a number of steps)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"{owner}: `{name}` must be an integer, got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    if value < low:
+        raise ValueError(f"{owner}: `{name}` must be >= {low}, got {value}.")
+
+
+def float_dtype(owner: str, name: str, value: Any) -> jnp.dtype | None:
+    """A floating dtype, canonicalised (None stays None: follow the params)."""
+    if value is None:
+        return None
+    try:
+        dt = jnp.dtype(value)
+    except TypeError as e:
+        raise TypeError(f"{owner}: `{name}` is not a dtype: {value!r}.") from e
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"{owner}: `{name}` must be a floating dtype, got {dt.name}.")
+    return jax.dtypes.canonicalize_dtype(dt)
