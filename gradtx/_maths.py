@@ -6,7 +6,10 @@ Functions here act on single arrays (or scalars) and know nothing of pytrees;
 
 from __future__ import annotations
 
+import functools
+
 import chex
+import jax
 import jax.numpy as jnp
 
 
@@ -48,8 +51,14 @@ def infinity_moment(
     return jnp.maximum(decay * u, jnp.abs(g) + eps)
 
 
+@functools.partial(jax.jit, inline=True)
 def debias_factor(decay: chex.Numeric, count: chex.Array) -> chex.Array:
-    """``1 − decay^count``: divide a zero-started average by it to unbias it."""
+    """``1 − decay^count``: divide a zero-started average by it to unbias it.
+
+    Always compiled (and inlined into an enclosing jit), so eager and jitted
+    code round it the same way: evaluated op by op, float32 ``pow`` followed by
+    the subtraction loses ~1e-5 relative for ``decay = 0.999`` at small counts.
+    """
     return 1 - decay**count
 
 

@@ -122,7 +122,7 @@ def float_dtype(owner: str, name: str, value: Any) -> jnp.dtype | None:
     try:
         dt = jnp.dtype(value)
     except TypeError as e:
-        raise TypeError(f"{owner}: `{name}` is not a dtype: {value!r}.") from e
+        raise TypeError(f"{owner}: `{name}` must be a dtype, got {value!r}.") from e
     if not jnp.issubdtype(dt, jnp.floating):
         raise ValueError(f"{owner}: `{name}` must be a floating dtype, got {dt.name}.")
     return jax.dtypes.canonicalize_dtype(dt)

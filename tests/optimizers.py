@@ -1,0 +1,55 @@
+"""The optimizer table that drives the property tests.
+
+Each entry: ``(id, factory_name, kwargs)``. The kwargs are chosen so that every
+optimizer converges on the test problems in a few thousand steps; several
+entries per optimizer exercise its options. Every optimizer gradtx exports
+must appear here (``test_table_covers_every_optimizer`` checks it).
+"""
+
+from __future__ import annotations
+
+import gradtx
+
+OPTIMIZERS = [
+    ("sgd", "sgd", dict(learning_rate=1e-3)),
+    ("sgd_momentum", "sgd", dict(learning_rate=1e-3, momentum=0.9)),
+    ("sgd_nesterov", "sgd", dict(learning_rate=1e-3, momentum=0.9, nesterov=True)),
+    ("adagrad", "adagrad", dict(learning_rate=0.3)),
+    ("rmsprop", "rmsprop", dict(learning_rate=3e-3)),
+    ("rmsprop_eps_out", "rmsprop", dict(learning_rate=3e-3, eps_in_sqrt=False)),
+    (
+        "rmsprop_centered_momentum",
+        "rmsprop",
+        dict(learning_rate=1e-3, centered=True, momentum=0.9, nesterov=True),
+    ),
+    ("rmsprop_debiased", "rmsprop", dict(learning_rate=3e-3, bias_correction=True)),
+    ("adam", "adam", dict(learning_rate=2e-2)),
+    ("adam_nesterov", "adam", dict(learning_rate=2e-2, nesterov=True)),
+    ("adamw", "adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("adam_l2", "adam_l2", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("nadam", "nadam", dict(learning_rate=2e-2)),
+    ("nadamw", "nadamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("adamax", "adamax", dict(learning_rate=2e-2)),
+    ("adamaxw", "adamaxw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("amsgrad", "amsgrad", dict(learning_rate=0.1)),
+]
+
+# Names exported by gradtx that are optimizers (aliases); the table must cover
+# each one at least once.
+ALIASES = [
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adam_l2",
+    "nadam",
+    "nadamw",
+    "adamax",
+    "adamaxw",
+    "amsgrad",
+]
+
+
+def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
+    return getattr(gradtx, factory_name)(**kwargs)

@@ -1,0 +1,168 @@
+"""Generic properties, checked for every optimizer of the table."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from optimizers import ALIASES, OPTIMIZERS, make
+
+import gradtx
+
+IDS = [entry[0] for entry in OPTIMIZERS]
+
+
+def _params(seed=0, dtype=jnp.float32):
+    rng = np.random.default_rng(seed)
+    return {
+        "w": jnp.asarray(rng.normal(size=(4, 3)), dtype),
+        "b": jnp.asarray(rng.normal(size=(3,)), dtype),
+        "s": jnp.asarray(rng.normal(), dtype),
+    }
+
+
+def _loss(p):
+    return (
+        jnp.sum(jnp.sin(p["w"]) * p["w"] ** 2)
+        + jnp.sum((p["b"] - 0.5) ** 2)
+        + jnp.cosh(p["s"])
+    ).astype(jnp.float32)
+
+
+def _step(opt, p, s):
+    u, s = opt.update(jax.grad(_loss)(p), s, p)
+    return gradtx.apply_updates(p, u), s
+
+
+def _run(opt, p, n):
+    s = opt.init(p)
+    for _ in range(n):
+        p, s = _step(opt, p, s)
+    return p, s
+
+
+def _assert_trees_close(a, b, rtol=1e-6, atol=1e-7):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def _signature(tree):
+    return jax.tree.structure(tree), [
+        (jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(tree)
+    ]
+
+
+def test_table_covers_every_optimizer():
+    covered = {entry[1] for entry in OPTIMIZERS}
+    assert set(ALIASES) <= covered
+    for name in ALIASES:
+        assert name in gradtx.__all__
+
+
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_jit_matches_eager(id_, name, kwargs):
+    opt = make(name, **kwargs)
+    p = _params()
+    eager = _run(opt, p, 5)
+    s = opt.init(p)
+    step = jax.jit(lambda p, s: _step(opt, p, s))
+    for _ in range(5):
+        p, s = step(p, s)
+    _assert_trees_close(eager, (p, s), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_state_is_a_stable_scan_carry(id_, name, kwargs):
+    opt = make(name, **kwargs)
+    p = _params()
+    s0 = opt.init(p)
+    _, s1 = _step(opt, p, s0)
+    assert _signature(s0) == _signature(s1)
+
+    def body(carry, _):
+        return _step(opt, *carry), None
+
+    (p3, s3), _ = jax.lax.scan(body, (p, s0), None, length=3)
+    assert _signature(s3) == _signature(s0)
+    assert _signature(p3) == _signature(p)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_update_dtype_follows_gradient(id_, name, kwargs, dtype):
+    opt = make(name, **kwargs)
+    p = _params(dtype=dtype)
+    g = jax.tree.map(lambda x: jnp.full_like(x, 0.25), p)
+    s0 = opt.init(p)
+    u, s1 = jax.jit(opt.update)(g, s0, p)
+    for x, y in zip(jax.tree.leaves(u), jax.tree.leaves(g), strict=True):
+        assert x.dtype == y.dtype
+        assert bool(jnp.all(jnp.isfinite(x)))
+    assert _signature(s0) == _signature(s1)
+
+
+def _quadratic(p):
+    a = jnp.linspace(1.0, 10.0, p["w"].size)
+    return 0.5 * jnp.sum(a * p["w"] ** 2) + 0.5 * jnp.sum(p["b"] ** 2)
+
+
+def _rosenbrock(p):
+    x, y = p["xy"][0], p["xy"][1]
+    return (1 - x) ** 2 + 100.0 * (y - x**2) ** 2
+
+
+def _minimise(opt, f, p, n):
+    def body(carry, _):
+        p, s = carry
+        u, s = opt.update(jax.grad(f)(p), s, p)
+        return (gradtx.apply_updates(p, u), s), None
+
+    (p, _), _ = jax.lax.scan(body, (p, opt.init(p)), None, length=n)
+    return f(p)
+
+
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_converges_on_quadratic_and_rosenbrock(id_, name, kwargs):
+    opt = make(name, **kwargs)
+    q0 = {"w": jnp.ones(8), "b": jnp.full((3,), -2.0)}
+    q = jax.jit(lambda p: _minimise(opt, _quadratic, p, 2000))(q0)
+    assert float(q) < 1e-2 * float(_quadratic(q0))
+    r = jax.jit(lambda p: _minimise(opt, _rosenbrock, p, 5000))(
+        {"xy": jnp.array([-1.2, 1.0])}
+    )
+    assert float(r) < 2e-2  # from 24.2 at the start
+
+
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_vmap_over_parameter_trees(id_, name, kwargs):
+    opt = make(name, **kwargs)
+    members = [_params(seed) for seed in range(3)]
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+
+    def three_steps(p):
+        s = opt.init(p)
+        for _ in range(3):
+            p, s = _step(opt, p, s)
+        return p, s
+
+    batched = jax.jit(jax.vmap(three_steps))(batch)
+    for i, member in enumerate(members):
+        _assert_trees_close(
+            jax.tree.map(lambda x: x[i], batched), jax.jit(three_steps)(member)
+        )
+
+
+@pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_vmap_over_learning_rates(id_, name, kwargs):
+    p = _params()
+    lrs = jnp.array([0.5, 1.0, 2.0]) * kwargs["learning_rate"]
+
+    def train(lr):
+        opt = make(name, **{**kwargs, "learning_rate": lr})
+        return _run(opt, p, 3)[0]
+
+    batched = jax.jit(jax.vmap(train))(lrs)
+    for i, lr in enumerate(lrs):
+        _assert_trees_close(jax.tree.map(lambda x: x[i], batched), jax.jit(train)(lr))
