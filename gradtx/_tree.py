@@ -190,7 +190,11 @@ def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -
 def update_moment_per_elem_norm(
     updates: Any, moments: Any, decay: chex.Numeric, order: int
 ) -> Any:
-    """The exponential moving average of ``|g|^order`` (modulus for complex ``g``)."""
+    """The exponential moving average of ``|g|^order`` (modulus for complex ``g``).
+
+    Unlike Optax's function of the same name, odd orders average the norm
+    ``|g|^order`` too, not the signed ``g^order``; for order 2 they agree.
+    """
     return map_leaves(
         lambda g, m: (
             _maths.ema_power(g, m, decay, order)
