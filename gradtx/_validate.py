@@ -105,11 +105,19 @@ def flag(owner: str, name: str, value: Any) -> None:
 
 
 def integer(owner: str, name: str, value: Any, *, low: int = 0) -> None:
-    """A Python integer >= ``low`` (a number of steps)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    """A whole number >= ``low`` (a number of steps).
+
+    Integral floats such as ``1e5`` are accepted, as Optax accepts them.
+    """
+    integral_float = (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    )
+    if isinstance(value, bool) or not (
+        isinstance(value, (int, np.integer)) or integral_float
+    ):
         raise TypeError(
-            f"{owner}: `{name}` must be an integer, got {value!r} of type "
-            f"{type(value).__name__}."
+            f"{owner}: `{name}` must be a whole number of steps, got {value!r} of "
+            f"type {type(value).__name__}."
         )
     if value < low:
         raise ValueError(f"{owner}: `{name}` must be >= {low}, got {value}.")

@@ -1,0 +1,55 @@
+"""Runs the example scripts end to end with small settings."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, *args):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_quickstart():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    out = run_example("quickstart.py", "--epochs", "2")
+    assert re.search(r"^final train loss [\d.]+  accuracy [\d.]+$", out, re.M), out
+    test_line = re.search(r"^final test  loss ([\d.]+)  accuracy ([\d.]+)$", out, re.M)
+    assert test_line, out
+    assert float(test_line.group(2)) > 0.8
+
+
+def test_classic_optimizers():
+    out = run_example("classic_optimizers.py", "--epochs", "2")
+    for rule in [
+        "batch GD",
+        "SGD (batch 1)",
+        "mini-batch SGD",
+        "momentum, EMA form",
+        "heavy ball, sgd(momentum)",
+        "heavy ball, trace + scale",
+        "Nesterov",
+        "Adagrad",
+        "RMSProp, ε in root",
+        "RMSProp, ε outside root",
+        "Adam",
+        "Adam + coupled L2",
+        "AdamW",
+        "SGD (batch 1) + clipping",
+    ]:
+        row = re.search(rf"^{re.escape(rule)} +\d+ +\d+ +([\d.]+) +([\d.]+)", out, re.M)
+        assert row, f"no row for {rule!r} in\n{out}"
+        loss, accuracy = map(float, row.groups())
+        assert loss < 0.7 and accuracy > 0.5, row.group(0)
