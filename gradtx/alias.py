@@ -228,6 +228,14 @@ def nadam(
 ) -> GradientTransformation:
     r"""NAdam: :func:`adam` with Nesterov momentum (``nesterov=True``).
 
+    The first moment looks one step ahead, using the current gradient:
+
+    .. math::
+        \hat m_t = \frac{\beta_1 m_t}{1-\beta_1^{t+1}}
+            + \frac{(1-\beta_1) g_t}{1-\beta_1^t}, \qquad
+        \theta_t = \theta_{t-1} - \eta_t
+            \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+
     Reference: Dozat, 2016, "Incorporating Nesterov Momentum into Adam".
 
     Example:
@@ -303,6 +311,13 @@ def nadamw(
 ) -> GradientTransformation:
     r"""NAdamW: :func:`adamw` with Nesterov momentum (``nesterov=True``).
 
+    .. math::
+        \theta_t = \theta_{t-1} - \eta_t \left(
+            \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+            + \lambda \theta_{t-1} \right)
+
+    with the look-ahead :math:`\hat m_t` of :func:`nadam`.
+
     References: Dozat, 2016; Loshchilov & Hutter, 2019.
 
     Example:
@@ -346,6 +361,10 @@ def adam_l2(
     penalty is rescaled per coordinate, parameters with large gradients are
     regularised less than with decoupled decay (:func:`adamw`); Loshchilov &
     Hutter (2019) found decoupled decay generalises better.
+
+    References: Krogh & Hertz, 1992, "A Simple Weight Decay Can Improve
+    Generalization"; Loshchilov & Hutter, 2019, "Decoupled Weight Decay
+    Regularization" (the comparison with :func:`adamw`).
 
     Args: as in :func:`adamw`.
 

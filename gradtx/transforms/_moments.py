@@ -19,7 +19,7 @@ from .._tree import map_leaves, tree_full_like, tree_zeros_like
 
 
 class TraceState(NamedTuple):
-    """The momentum buffer."""
+    """The momentum buffer ``v`` of :func:`trace`."""
 
     trace: Updates
 
