@@ -30,20 +30,6 @@ def ema_sq(g: chex.Array, v: chex.Array, decay: chex.Numeric) -> chex.Array:
     return (1 - decay) * abs_sq(g) + decay * v
 
 
-def ema_power(
-    g: chex.Array, m: chex.Array, decay: chex.Numeric, order: int
-) -> chex.Array:
-    """One step of an exponential moving average of ``|g|^order``.
-
-    ``order=1`` averages the signed value itself (not its modulus).
-    """
-    if order == 1:
-        return ema(g, m, decay)
-    if order == 2:
-        return ema_sq(g, m, decay)
-    return (1 - decay) * jnp.abs(g) ** order + decay * m
-
-
 def infinity_moment(
     g: chex.Array, u: chex.Array, decay: chex.Numeric, eps: chex.Numeric
 ) -> chex.Array:

@@ -195,16 +195,13 @@ def update_moment_per_elem_norm(
     Unlike Optax's function of the same name, odd orders average the norm
     ``|g|^order`` too, not the signed ``g^order``; for order 2 they agree.
     """
+
+    def leaf(g, m):
+        norm = _maths.abs_sq(g) if order == 2 else jnp.abs(g) ** order
+        return (1 - decay) * norm + decay * m
+
     return map_leaves(
-        lambda g, m: (
-            _maths.ema_power(g, m, decay, order)
-            if order != 1
-            else _maths.ema(jnp.abs(g), m, decay)
-        ),
-        updates,
-        moments,
-        names=["moments"],
-        owner="update_moment_per_elem_norm",
+        leaf, updates, moments, names=["moments"], owner="update_moment_per_elem_norm"
     )
 
 
