@@ -32,6 +32,12 @@ from ._base import stateless as stateless
 from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._base import with_extra_args_support as with_extra_args_support
 from ._maths import safe_increment as safe_increment
+from ._partition import MultiTransformState as MultiTransformState
+from ._partition import PartitionState as PartitionState
+from ._partition import freeze as freeze
+from ._partition import multi_transform as multi_transform
+from ._partition import partition as partition
+from ._partition import selective_transform as selective_transform
 from ._tree import bias_correction as bias_correction
 from ._tree import global_norm as global_norm
 from ._tree import tree_cast as tree_cast
@@ -108,8 +114,10 @@ __all__ = [
     "GradientTransformation",
     "MaskedNode",
     "MaskedState",
+    "MultiTransformState",
     "OptState",
     "Params",
+    "PartitionState",
     "ScalarOrSchedule",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
@@ -142,15 +150,18 @@ __all__ = [
     "cosine_decay_schedule",
     "ema",
     "exponential_decay",
+    "freeze",
     "global_norm",
     "identity",
     "init_empty_state",
     "join_schedules",
     "linear_schedule",
     "masked",
+    "multi_transform",
     "nadam",
     "nadamw",
     "named_chain",
+    "partition",
     "piecewise_constant_schedule",
     "polynomial_schedule",
     "rmsprop",
@@ -164,6 +175,7 @@ __all__ = [
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_stddev",
+    "selective_transform",
     "set_to_zero",
     "sgd",
     "stateless",
