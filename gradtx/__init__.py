@@ -59,6 +59,12 @@ from .alias import nadam as nadam
 from .alias import nadamw as nadamw
 from .alias import rmsprop as rmsprop
 from .alias import sgd as sgd
+from .alias_variants import adabelief as adabelief
+from .alias_variants import lion as lion
+from .alias_variants import radam as radam
+from .alias_variants import sign_sgd as sign_sgd
+from .alias_variants import signum as signum
+from .alias_variants import yogi as yogi
 from .combine import MaskedNode as MaskedNode
 from .combine import MaskedState as MaskedState
 from .combine import chain as chain
@@ -102,6 +108,13 @@ from .transforms._scaling import ScaleState as ScaleState
 from .transforms._scaling import scale as scale
 from .transforms._scaling import scale_by_learning_rate as scale_by_learning_rate
 from .transforms._scaling import scale_by_schedule as scale_by_schedule
+from .transforms._variants import ScaleByBeliefState as ScaleByBeliefState
+from .transforms._variants import ScaleByLionState as ScaleByLionState
+from .transforms._variants import scale_by_belief as scale_by_belief
+from .transforms._variants import scale_by_lion as scale_by_lion
+from .transforms._variants import scale_by_radam as scale_by_radam
+from .transforms._variants import scale_by_sign as scale_by_sign
+from .transforms._variants import scale_by_yogi as scale_by_yogi
 
 __version__ = "0.1.0"
 
@@ -121,6 +134,8 @@ __all__ = [
     "ScalarOrSchedule",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
+    "ScaleByBeliefState",
+    "ScaleByLionState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",
     "ScaleByRmsState",
@@ -133,6 +148,7 @@ __all__ = [
     "TransformInitFn",
     "TransformUpdateFn",
     "Updates",
+    "adabelief",
     "adagrad",
     "adam",
     "adam_l2",
@@ -156,6 +172,7 @@ __all__ = [
     "init_empty_state",
     "join_schedules",
     "linear_schedule",
+    "lion",
     "masked",
     "multi_transform",
     "nadam",
@@ -164,20 +181,28 @@ __all__ = [
     "partition",
     "piecewise_constant_schedule",
     "polynomial_schedule",
+    "radam",
     "rmsprop",
     "safe_increment",
     "scale",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "scale_by_belief",
     "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_radam",
     "scale_by_rms",
     "scale_by_rss",
     "scale_by_schedule",
+    "scale_by_sign",
     "scale_by_stddev",
+    "scale_by_yogi",
     "selective_transform",
     "set_to_zero",
     "sgd",
+    "sign_sgd",
+    "signum",
     "stateless",
     "stateless_with_tree_map",
     "trace",
@@ -191,4 +216,5 @@ __all__ = [
     "update_moment_per_elem_norm",
     "warmup_cosine_decay_schedule",
     "with_extra_args_support",
+    "yogi",
 ]

@@ -8,6 +8,8 @@ must appear here (``test_table_covers_every_optimizer`` checks it).
 
 from __future__ import annotations
 
+import jax
+
 import gradtx
 
 OPTIMIZERS = [
@@ -32,6 +34,26 @@ OPTIMIZERS = [
     ("adamax", "adamax", dict(learning_rate=2e-2)),
     ("adamaxw", "adamaxw", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("amsgrad", "amsgrad", dict(learning_rate=0.1)),
+    (
+        "sign_sgd",
+        "sign_sgd",
+        dict(learning_rate=gradtx.exponential_decay(3e-3, 5000, 1e-2)),
+    ),
+    ("signum", "signum", dict(learning_rate=1e-3)),
+    ("lion", "lion", dict(learning_rate=1e-3)),
+    (
+        "lion_masked",
+        "lion",
+        dict(
+            learning_rate=1e-3,
+            weight_decay=1e-2,
+            mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p),
+        ),
+    ),
+    ("adabelief", "adabelief", dict(learning_rate=2e-2)),
+    ("yogi", "yogi", dict(learning_rate=2e-2)),
+    ("radam", "radam", dict(learning_rate=3e-3, b2=0.99)),
+    ("radam_nesterov", "radam", dict(learning_rate=3e-3, b2=0.99, nesterov=True)),
 ]
 
 # Names exported by gradtx that are optimizers (aliases); the table must cover
@@ -48,6 +70,12 @@ ALIASES = [
     "adamax",
     "adamaxw",
     "amsgrad",
+    "sign_sgd",
+    "signum",
+    "lion",
+    "adabelief",
+    "yogi",
+    "radam",
 ]
 
 
