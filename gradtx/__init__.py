@@ -17,11 +17,14 @@ the names gradtx has.
 
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
+from ._base import GradientTransformationExtraArgs as GradientTransformationExtraArgs
+from ._base import MaskOrFn as MaskOrFn
 from ._base import OptState as OptState
 from ._base import Params as Params
 from ._base import ScalarOrSchedule as ScalarOrSchedule
 from ._base import Schedule as Schedule
 from ._base import TransformInitFn as TransformInitFn
+from ._base import TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn
 from ._base import TransformUpdateFn as TransformUpdateFn
 from ._base import Updates as Updates
 from ._base import apply_updates as apply_updates
@@ -125,6 +128,8 @@ __all__ = [
     "EmaState",
     "EmptyState",
     "GradientTransformation",
+    "GradientTransformationExtraArgs",
+    "MaskOrFn",
     "MaskedNode",
     "MaskedState",
     "MultiTransformState",
@@ -146,6 +151,7 @@ __all__ = [
     "Schedule",
     "TraceState",
     "TransformInitFn",
+    "TransformUpdateExtraArgsFn",
     "TransformUpdateFn",
     "Updates",
     "adabelief",

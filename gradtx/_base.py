@@ -71,6 +71,20 @@ class GradientTransformation(NamedTuple):
     update: TransformUpdateFn
 
 
+GradientTransformationExtraArgs = GradientTransformation
+"""Optax's name for a transformation whose ``update`` takes extra kwargs.
+
+gradtx has a single type: every gradtx transformation accepts extra keyword
+arguments, so this is the same class.
+"""
+
+TransformUpdateExtraArgsFn = TransformUpdateFn
+"""Optax's name for an ``update`` function that takes extra kwargs (the same)."""
+
+MaskOrFn = Any | Callable[[Params], Any]
+"""A tree of bools like the params, or a function from the params to one."""
+
+
 class EmptyState(NamedTuple):
     """The state of a transformation that keeps none."""
 

@@ -10,7 +10,14 @@ from optimizers import ALIASES
 import gradtx
 
 # Type aliases (plain typing objects) cannot carry their own docstring.
-TYPE_ALIASES = {"Params", "Updates", "OptState", "Schedule", "ScalarOrSchedule"}
+TYPE_ALIASES = {
+    "Params",
+    "Updates",
+    "OptState",
+    "Schedule",
+    "ScalarOrSchedule",
+    "MaskOrFn",
+}
 
 
 @pytest.mark.parametrize("name", sorted(set(gradtx.__all__) - TYPE_ALIASES))
