@@ -91,6 +91,7 @@ from .transforms._clipping import ClipState as ClipState
 from .transforms._clipping import clip as clip
 from .transforms._clipping import clip_by_global_norm as clip_by_global_norm
 from .transforms._decay import AddDecayedWeightsState as AddDecayedWeightsState
+from .transforms._decay import WeightDecaySchedule as WeightDecaySchedule
 from .transforms._decay import add_decayed_weights as add_decayed_weights
 from .transforms._moments import EmaState as EmaState
 from .transforms._moments import ScaleByRmsState as ScaleByRmsState
@@ -154,6 +155,7 @@ __all__ = [
     "TransformUpdateExtraArgsFn",
     "TransformUpdateFn",
     "Updates",
+    "WeightDecaySchedule",
     "adabelief",
     "adagrad",
     "adam",

@@ -22,7 +22,7 @@ from ._base import (
     set_to_zero,
     with_extra_args_support,
 )
-from .combine import MaskedNode, masked
+from .combine import masked
 
 
 def _keystr(path: Any) -> str:
@@ -98,18 +98,6 @@ def _mask_for(labels: Any, label: Hashable) -> Any:
     return jax.tree.map(lambda x: bool(x == label), labels)
 
 
-def _mask_extra_args(extra_args: dict, updates: Any, mask: Any) -> dict:
-    """Masks each extra argument that has the tree structure of ``updates``."""
-    structure = jax.tree.structure(updates)
-
-    def maybe(value):
-        if jax.tree.structure(value) != structure:
-            return value
-        return jax.tree.map(lambda m, v: v if m else MaskedNode(), mask, value)
-
-    return {k: maybe(v) for k, v in extra_args.items()}
-
-
 class PartitionState(NamedTuple):
     """One :class:`MaskedState` per label in ``transforms``, keyed by label."""
 
@@ -166,12 +154,13 @@ def _partition(
         labels = labels_for(updates, "updates")
         new_states = {}
         for label, tx in txs.items():
-            mask = _mask_for(labels, label)
-            extra = extra_args
-            if mask_compatible_extra_args:
-                extra = _mask_extra_args(extra_args, updates, mask)
-            updates, new_states[label] = masked(tx, mask).update(
-                updates, inner[label], params, **extra
+            tx = masked(
+                tx,
+                _mask_for(labels, label),
+                mask_compatible_extra_args=mask_compatible_extra_args,
+            )
+            updates, new_states[label] = tx.update(
+                updates, inner[label], params, **extra_args
             )
         return updates, PartitionState(new_states)
 

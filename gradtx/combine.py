@@ -142,9 +142,23 @@ def _apply_mask(tree: Any, mask_tree: Any, what: str) -> Any:
         ) from e
 
 
+def _mask_extra_args(extra_args: dict, updates: Any, mask_tree: Any) -> dict:
+    """Masks each extra argument that has the tree structure of ``updates``."""
+    structure = jax.tree.structure(updates)
+
+    def maybe(value):
+        if jax.tree.structure(value) != structure:
+            return value
+        return _apply_mask(value, mask_tree, "extra argument")
+
+    return {k: maybe(v) for k, v in extra_args.items()}
+
+
 def masked(
     inner: GradientTransformation,
     mask: Any | Callable[[Params], Any],
+    *,
+    mask_compatible_extra_args: bool = False,
 ) -> GradientTransformation:
     """Applies ``inner`` only where ``mask`` is True; other updates pass through.
 
@@ -153,6 +167,9 @@ def masked(
       mask: a tree of Python bools with the structure of the params (or a
         prefix of it: a bool then covers a whole subtree), or a function from
         the params to such a tree.
+      mask_compatible_extra_args: also mask each extra keyword argument of
+        ``update`` that has the tree structure of the updates (e.g. per-leaf
+        values for the inner transformation); others pass unchanged.
 
     Returns:
       A :class:`GradientTransformation` with state :class:`MaskedState`. The
@@ -172,6 +189,8 @@ def masked(
         masked_params = None
         if params is not None:
             masked_params = _apply_mask(params, mask_tree, "params")
+        if mask_compatible_extra_args:
+            extra_args = _mask_extra_args(extra_args, updates, mask_tree)
         new, inner_state = inner.update(
             masked_updates, state.inner_state, masked_params, **extra_args
         )

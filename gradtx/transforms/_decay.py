@@ -17,8 +17,11 @@ from .._base import (
 from .._tree import map_leaves
 from ..combine import masked
 
+AddDecayedWeightsState = EmptyState
+"""The state of :func:`add_decayed_weights` with a constant weight decay."""
 
-class AddDecayedWeightsState(NamedTuple):
+
+class WeightDecaySchedule(NamedTuple):
     """The step count, kept when the weight decay is a schedule."""
 
     count: chex.Array
@@ -53,7 +56,7 @@ def add_decayed_weights(
     def init_fn(params):
         del params
         if scheduled:
-            return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
+            return WeightDecaySchedule(count=jnp.zeros([], jnp.int32))
         return EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -62,7 +65,7 @@ def add_decayed_weights(
             raise ValueError(NO_PARAMS_MSG.format(name="add_decayed_weights"))
         if scheduled:
             wd = weight_decay(state.count)
-            state = AddDecayedWeightsState(_maths.safe_increment(state.count))
+            state = WeightDecaySchedule(_maths.safe_increment(state.count))
         else:
             wd = weight_decay
             if isinstance(wd, (int, float)) and wd == 0:
