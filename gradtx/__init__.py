@@ -15,6 +15,7 @@ the names gradtx has.
     >>> params = gradtx.apply_updates(params, updates)
 """
 
+from . import tree as tree
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import GradientTransformationExtraArgs as GradientTransformationExtraArgs
@@ -41,6 +42,7 @@ from ._partition import freeze as freeze
 from ._partition import multi_transform as multi_transform
 from ._partition import partition as partition
 from ._partition import selective_transform as selective_transform
+from ._state_utils import map_params as tree_map_params
 from ._tree import bias_correction as bias_correction
 from ._tree import global_norm as global_norm
 from ._tree import tree_cast as tree_cast
@@ -214,9 +216,11 @@ __all__ = [
     "stateless",
     "stateless_with_tree_map",
     "trace",
+    "tree",
     "tree_cast",
     "tree_cast_like",
     "tree_full_like",
+    "tree_map_params",
     "tree_sum_of_squares",
     "tree_zeros_like",
     "update_infinity_moment",

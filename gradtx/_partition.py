@@ -22,6 +22,7 @@ from ._base import (
     set_to_zero,
     with_extra_args_support,
 )
+from ._state_utils import ParamsPlaceholder
 from .combine import masked
 
 
@@ -135,6 +136,10 @@ def _partition(
         return labels
 
     def init_fn(params):
+        if isinstance(params, ParamsPlaceholder):  # traced by tree.map_params
+            return PartitionState(
+                {k: masked(t, True).init(params) for k, t in txs.items()}
+            )
         labels = labels_for(params, "params")
         return PartitionState(
             {

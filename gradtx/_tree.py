@@ -152,9 +152,9 @@ def tree_cast(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
 
 
-def tree_cast_like(tree: Any, like: Any) -> Any:
-    """Casts every leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
-    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, like)
+def tree_cast_like(tree: Any, other_tree: Any) -> Any:
+    """Casts each leaf of ``tree`` to the dtype of the same leaf of ``other_tree``."""
+    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, other_tree)
 
 
 def tree_sum_of_squares(tree: Any) -> chex.Array:

@@ -13,6 +13,7 @@ from ._base import (
     Params,
     with_extra_args_support,
 )
+from ._state_utils import ParamsPlaceholder
 
 
 def _check_transforms(owner: str, txs: Any) -> None:
@@ -180,6 +181,8 @@ def masked(
     inner = with_extra_args_support(inner)
 
     def init_fn(params):
+        if isinstance(params, ParamsPlaceholder):  # traced by tree.map_params
+            return MaskedState(inner.init(params))
         mask_tree = _resolve_mask(mask, params)
         return MaskedState(inner.init(_apply_mask(params, mask_tree, "params")))
 
