@@ -35,7 +35,20 @@ from ._base import set_to_zero as set_to_zero
 from ._base import stateless as stateless
 from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._base import with_extra_args_support as with_extra_args_support
+from ._inject import InjectHyperparamsState as InjectHyperparamsState
+from ._inject import InjectStatefulHyperparamsState as InjectStatefulHyperparamsState
+from ._inject import WrappedSchedule as WrappedSchedule
+from ._inject import inject_hyperparams as inject_hyperparams
+from ._inject import inject_stateful_hyperparams as inject_stateful_hyperparams
+from ._lookahead import LookaheadParams as LookaheadParams
+from ._lookahead import LookaheadState as LookaheadState
+from ._lookahead import lookahead as lookahead
 from ._maths import safe_increment as safe_increment
+from ._monitoring import MonitorState as MonitorState
+from ._monitoring import SnapshotState as SnapshotState
+from ._monitoring import measure_with_ema as measure_with_ema
+from ._monitoring import monitor as monitor
+from ._monitoring import snapshot as snapshot
 from ._partition import MultiTransformState as MultiTransformState
 from ._partition import PartitionState as PartitionState
 from ._partition import freeze as freeze
@@ -132,9 +145,14 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
+    "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
+    "LookaheadParams",
+    "LookaheadState",
     "MaskOrFn",
     "MaskedNode",
     "MaskedState",
+    "MonitorState",
     "MultiTransformState",
     "OptState",
     "Params",
@@ -152,12 +170,14 @@ __all__ = [
     "ScaleByScheduleState",
     "ScaleState",
     "Schedule",
+    "SnapshotState",
     "TraceState",
     "TransformInitFn",
     "TransformUpdateExtraArgsFn",
     "TransformUpdateFn",
     "Updates",
     "WeightDecaySchedule",
+    "WrappedSchedule",
     "adabelief",
     "adagrad",
     "adam",
@@ -180,10 +200,15 @@ __all__ = [
     "global_norm",
     "identity",
     "init_empty_state",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
     "join_schedules",
     "linear_schedule",
     "lion",
+    "lookahead",
     "masked",
+    "measure_with_ema",
+    "monitor",
     "multi_transform",
     "nadam",
     "nadamw",
@@ -213,6 +238,7 @@ __all__ = [
     "sgd",
     "sign_sgd",
     "signum",
+    "snapshot",
     "stateless",
     "stateless_with_tree_map",
     "trace",

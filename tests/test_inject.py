@@ -1,0 +1,291 @@
+"""inject_hyperparams: same trajectory as the plain optimizer, no recompiles.
+
+Bit-equality is checked against the plain optimizer given the same float32
+hyperparameter values (what the state holds). Against a plain optimizer given
+Python floats the trajectories differ by a few 1e-6 relative, because Python
+rounds ``1 − b2`` from double precision while the injected ``b2`` is the
+float32 0.99900001287 (``1 − b2`` 1.3e-5 relative off 0.001); with
+hyperparameters whose complement is exact in float32 (dyadic values) the two
+are bit-equal too. Optax's own inject_hyperparams has the same float32 state.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+from gradtx._inject import (
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    WrappedSchedule,
+    inject_hyperparams,
+    inject_stateful_hyperparams,
+)
+
+STEPS = 100
+F32 = jnp.float32
+
+
+def _sched(t):
+    return 0.05 * 0.98**t
+
+
+def _wd(t):
+    return 1e-2 / (1.0 + 0.1 * t)
+
+
+def _start(dtype=jnp.float32):
+    return {
+        "a": jnp.linspace(-2.0, 3.0, 7, dtype=dtype),
+        "b": jnp.full((2, 3), 1.5, dtype),
+    }
+
+
+def _grad(p):
+    return jax.tree.map(lambda x: x - 0.5 + 0.5 * jnp.sin(3 * x), p)
+
+
+def _run(tx, dtype=jnp.float32, steps=STEPS):
+    def step(carry, _):
+        p, s = carry
+        u, s = tx.update(_grad(p), s, p)
+        p = apply(p, u)
+        return (p, s), p
+
+    apply = (
+        optax.apply_updates
+        if isinstance(tx, optax.GradientTransformation)
+        else (gradtx.apply_updates)
+    )
+    run = lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps)
+    (_, state), traj = jax.jit(run)(_start(dtype))
+    return traj, state
+
+
+def _bits_equal(a, b):
+    return all(
+        np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def _rel(a, b):
+    return max(
+        float(jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y)))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+ADAM32 = dict(b1=F32(0.9), b2=F32(0.999), eps=F32(1e-8), eps_root=F32(0.0))
+
+
+@pytest.mark.parametrize(
+    "factory,kwargs",
+    [
+        (gradtx.adam, dict(learning_rate=_sched)),
+        (gradtx.adamw, dict(learning_rate=_sched, weight_decay=_wd)),
+        (gradtx.adamw, dict(learning_rate=0.01, weight_decay=0.1, nesterov=True)),
+        (gradtx.sgd, dict(learning_rate=_sched, momentum=0.9)),
+    ],
+    ids=["adam", "adamw-schedules", "adamw-nesterov", "sgd"],
+)
+def test_bit_equal_to_plain_optimizer_with_same_values(factory, kwargs):
+    injected, state = _run(inject_hyperparams(factory)(**kwargs))
+    f32 = {k: F32(v) if isinstance(v, float) else v for k, v in kwargs.items()}
+    if factory is not gradtx.sgd:
+        f32 = {**ADAM32, **f32}
+    plain, _ = _run(factory(**f32))
+    assert _bits_equal(injected, plain)
+    assert int(state.count) == STEPS
+    if callable(kwargs["learning_rate"]):
+        lr = state.hyperparams["learning_rate"]
+        assert lr.dtype == jnp.float32
+        np.testing.assert_allclose(lr, _sched(STEPS - 1), rtol=1e-5)
+
+
+def test_bit_equal_to_python_floats_when_exact_in_float32():
+    kw = dict(learning_rate=_sched, b1=0.875, b2=0.9990234375, eps=2.0**-20)
+    injected, _ = _run(inject_hyperparams(gradtx.adam)(**kw))
+    assert _bits_equal(injected, _run(gradtx.adam(**kw))[0])
+
+
+def test_python_float_defaults_differ_only_by_float32_rounding_of_b2():
+    injected, _ = _run(inject_hyperparams(gradtx.adamw)(_sched, weight_decay=_wd))
+    plain, _ = _run(gradtx.adamw(_sched, weight_decay=_wd))
+    assert 0 < _rel(injected, plain) < 1e-5  # measured 4.8e-6, see the docstring
+
+
+def test_matches_optax_inject_hyperparams():
+    ours, ours_state = _run(inject_hyperparams(gradtx.adamw)(_sched, weight_decay=_wd))
+    theirs, their_state = _run(
+        optax.inject_hyperparams(optax.adamw)(_sched, weight_decay=_wd)
+    )
+    assert _rel(ours, theirs) < 1e-6
+    assert type(ours_state).__name__ == type(their_state).__name__
+    assert ours_state._fields == their_state._fields
+    assert set(ours_state.hyperparams) == set(their_state.hyperparams)
+    for k in ours_state.hyperparams:
+        np.testing.assert_allclose(
+            ours_state.hyperparams[k], their_state.hyperparams[k], rtol=1e-6
+        )
+
+
+def test_bfloat16_params_keep_float32_hyperparams_and_stay_finite():
+    injected, state = _run(inject_hyperparams(gradtx.adam)(_sched), jnp.bfloat16, 30)
+    plain, _ = _run(gradtx.adam(_sched, **ADAM32), jnp.bfloat16, 30)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(injected))
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(injected))
+    assert state.hyperparams["b2"].dtype == jnp.float32
+    assert _bits_equal(injected, plain)
+
+
+def test_update_dtype_follows_gradient():
+    tx = inject_hyperparams(gradtx.adam)(0.1)
+    p = jnp.ones(3, jnp.bfloat16)
+    u, state = tx.update(p, tx.init(p), p)
+    assert u.dtype == jnp.bfloat16
+    assert all(v.dtype == jnp.float32 for v in state.hyperparams.values())
+
+
+def test_changing_a_hyperparameter_does_not_recompile():
+    traces = []
+    tx = inject_hyperparams(gradtx.adam)(learning_rate=0.1)
+
+    @jax.jit
+    def step(p, s):
+        traces.append(1)
+        u, s = tx.update(_grad(p), s, p)
+        return gradtx.apply_updates(p, u), s
+
+    p = _start()
+    state = tx.init(p)
+    p, state = step(p, state)
+    for lr in (0.05, 0.0, 0.2):
+        state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+        before = p
+        p, state = step(p, state)
+        if lr == 0.0:
+            assert _bits_equal(p, before)
+    state.hyperparams["b1"] = jnp.asarray(0.5, jnp.float32)
+    p, state = step(p, state)
+    assert len(traces) == 1 and step._cache_size() == 1
+    assert float(state.hyperparams["b1"]) == 0.5
+
+
+def test_changed_value_is_used_and_kept():
+    tx = inject_hyperparams(gradtx.sgd)(learning_rate=0.1)
+    state = tx.init(jnp.zeros(2))
+    state.hyperparams["learning_rate"] = 0.5  # a Python float is accepted too
+    u, state = jax.jit(tx.update)(jnp.ones(2), state)
+    np.testing.assert_array_equal(u, -0.5 * jnp.ones(2))
+    assert state.hyperparams["learning_rate"].dtype == jnp.float32
+    assert not state.hyperparams["learning_rate"].weak_type
+
+
+def test_invalid_concrete_hyperparameters_raise_at_construction():
+    with pytest.raises(ValueError, match="b2"):
+        inject_hyperparams(gradtx.adam)(0.1, b2=1.5)
+    with pytest.raises(ValueError, match="learning_rate"):
+        inject_hyperparams(gradtx.adam)(-0.1)
+    with pytest.raises(ValueError, match="b1"):  # a schedule, checked at step 0
+        inject_hyperparams(gradtx.scale_by_adam)(b1=lambda t: 1.0 + 0 * t)
+    with pytest.raises(ValueError, match="b2"):  # 0.999 rounds to 1 in bfloat16
+        inject_hyperparams(gradtx.adam, hyperparam_dtype=jnp.bfloat16)(0.1)
+    with pytest.raises(ValueError, match="static_args"):
+        inject_hyperparams(gradtx.adam, static_args="nope")
+    with pytest.raises(ValueError, match="hyperparam_dtype"):
+        inject_hyperparams(gradtx.adam, hyperparam_dtype=jnp.int32)
+    with pytest.raises(TypeError, match="inner_factory"):
+        inject_hyperparams(gradtx.adam(0.1))
+    with pytest.raises(TypeError):
+        inject_hyperparams(gradtx.adam)(0.1, bad_kwarg=1)
+
+
+def test_invalid_value_written_to_state_raises_eagerly_only():
+    tx = inject_hyperparams(gradtx.adam)(0.1)
+    state = tx.init(jnp.zeros(2))
+    state.hyperparams["b2"] = jnp.asarray(1.5, jnp.float32)
+    with pytest.raises(ValueError, match="b2"):
+        tx.update(jnp.ones(2), state)
+    jax.jit(tx.update)(jnp.ones(2), state)  # traced: cannot be checked
+
+
+def test_state_from_another_optimizer_is_rejected():
+    state = inject_hyperparams(gradtx.sgd)(0.1).init(jnp.zeros(2))
+    with pytest.raises(ValueError, match="b1"):
+        inject_hyperparams(gradtx.adam)(0.1).update(jnp.ones(2), state)
+
+
+def test_static_args_like_optax():
+    mask = lambda p: {"a": True, "b": False}
+    ours = inject_hyperparams(gradtx.adamw, static_args="mask")(
+        0.01, weight_decay=0.5, mask=mask
+    )
+    theirs = optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+        0.01, weight_decay=0.5, mask=mask
+    )
+    assert _rel(_run(ours, steps=20)[0], _run(theirs, steps=20)[0]) < 1e-6
+    assert "mask" not in ours.init(_start()).hyperparams
+    plain = gradtx.adamw(0.01, **ADAM32, weight_decay=F32(0.5), mask=mask)
+    assert _bits_equal(_run(ours, steps=20)[0], _run(plain, steps=20)[0])
+    # Without static_args the mask function is taken for a schedule, as in Optax.
+    with pytest.raises(TypeError, match="static_args='mask'"):
+        inject_hyperparams(gradtx.adamw)(0.01, weight_decay=0.5, mask=mask)
+
+
+def test_flags_and_dtypes_are_static():
+    tx = inject_hyperparams(gradtx.adam)(0.1, mu_dtype=jnp.bfloat16, nesterov=True)
+    state = tx.init(jnp.zeros(2))
+    assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root"}
+    assert state.inner_state[0].mu.dtype == jnp.bfloat16
+
+
+def test_stateful_schedule_sees_extra_args():
+    class LossScaled:
+        def init(self):
+            return jnp.zeros([], jnp.float32)
+
+        def update(self, state, loss=0.0, **extra):
+            return state + loss
+
+        def __call__(self, state, **extra):
+            return 0.1 / (1.0 + state)
+
+    tx = inject_hyperparams(gradtx.sgd)(learning_rate=LossScaled())
+    state = tx.init(jnp.zeros(1))
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(0.1)
+    _, state = tx.update(jnp.ones(1), state, loss=jnp.asarray(1.0))
+    u, state = tx.update(jnp.ones(1), state, loss=jnp.asarray(1.0))
+    assert float(u[0]) == pytest.approx(-0.05)
+    assert float(state.hyperparams_states["learning_rate"]) == 2.0
+
+
+def test_wrapped_schedule_and_deprecated_alias():
+    ws = WrappedSchedule(lambda t: 2 * t)
+    s = ws.update(ws.update(ws.init()))
+    assert int(ws(s)) == 4
+    with pytest.warns(DeprecationWarning):
+        tx = inject_stateful_hyperparams(gradtx.sgd)(learning_rate=_sched)
+    assert isinstance(tx.init(jnp.zeros(1)), InjectStatefulHyperparamsState)
+    assert InjectHyperparamsState._fields == optax.InjectHyperparamsState._fields
+
+
+def test_optax_like_names_and_signature():
+    import inspect
+
+    for ours, theirs in [
+        (inject_hyperparams, optax.inject_hyperparams),
+        (inject_stateful_hyperparams, optax.inject_stateful_hyperparams),
+    ]:
+        a, b = inspect.signature(ours), inspect.signature(theirs)
+        assert list(a.parameters) == list(b.parameters)
+        assert [p.default for p in a.parameters.values()] == [
+            p.default for p in b.parameters.values()
+        ]
+    wrapped = inject_hyperparams(gradtx.adam)
+    assert wrapped.__name__ == "adam"
+    assert next(iter(inspect.signature(wrapped).parameters)) == "learning_rate"
