@@ -49,6 +49,9 @@ from ._monitoring import SnapshotState as SnapshotState
 from ._monitoring import measure_with_ema as measure_with_ema
 from ._monitoring import monitor as monitor
 from ._monitoring import snapshot as snapshot
+from ._numerics import safe_int32_increment as safe_int32_increment
+from ._numerics import safe_norm as safe_norm
+from ._numerics import safe_root_mean_squares as safe_root_mean_squares
 from ._partition import MultiTransformState as MultiTransformState
 from ._partition import PartitionState as PartitionState
 from ._partition import freeze as freeze
@@ -105,9 +108,27 @@ from .transforms._clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from .transforms._clipping import ClipState as ClipState
 from .transforms._clipping import clip as clip
 from .transforms._clipping import clip_by_global_norm as clip_by_global_norm
+from .transforms._clipping_extra import AdaptiveGradClipState as AdaptiveGradClipState
+from .transforms._clipping_extra import adaptive_grad_clip as adaptive_grad_clip
+from .transforms._clipping_extra import clip_by_block_rms as clip_by_block_rms
+from .transforms._clipping_extra import (
+    per_example_global_norm_clip as per_example_global_norm_clip,
+)
+from .transforms._clipping_extra import (
+    per_example_layer_norm_clip as per_example_layer_norm_clip,
+)
+from .transforms._constraints import NonNegativeParamsState as NonNegativeParamsState
+from .transforms._constraints import ZeroNansState as ZeroNansState
+from .transforms._constraints import keep_params_nonnegative as keep_params_nonnegative
+from .transforms._constraints import zero_nans as zero_nans
 from .transforms._decay import AddDecayedWeightsState as AddDecayedWeightsState
 from .transforms._decay import WeightDecaySchedule as WeightDecaySchedule
 from .transforms._decay import add_decayed_weights as add_decayed_weights
+from .transforms._misc import ApplyEvery as ApplyEvery
+from .transforms._misc import apply_every as apply_every
+from .transforms._misc import centralize as centralize
+from .transforms._misc import normalize_by_update_norm as normalize_by_update_norm
+from .transforms._misc import scale_gradient as scale_gradient
 from .transforms._moments import EmaState as EmaState
 from .transforms._moments import ScaleByRmsState as ScaleByRmsState
 from .transforms._moments import ScaleByRmsWithCountState as ScaleByRmsWithCountState
@@ -138,7 +159,9 @@ from .transforms._variants import scale_by_yogi as scale_by_yogi
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveGradClipState",
     "AddDecayedWeightsState",
+    "ApplyEvery",
     "ClipByGlobalNormState",
     "ClipState",
     "EmaState",
@@ -154,6 +177,7 @@ __all__ = [
     "MaskedState",
     "MonitorState",
     "MultiTransformState",
+    "NonNegativeParamsState",
     "OptState",
     "Params",
     "PartitionState",
@@ -178,6 +202,7 @@ __all__ = [
     "Updates",
     "WeightDecaySchedule",
     "WrappedSchedule",
+    "ZeroNansState",
     "adabelief",
     "adagrad",
     "adam",
@@ -185,12 +210,16 @@ __all__ = [
     "adamax",
     "adamaxw",
     "adamw",
+    "adaptive_grad_clip",
     "add_decayed_weights",
     "amsgrad",
+    "apply_every",
     "apply_updates",
     "bias_correction",
+    "centralize",
     "chain",
     "clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "constant_schedule",
     "cosine_decay_schedule",
@@ -203,6 +232,7 @@ __all__ = [
     "inject_hyperparams",
     "inject_stateful_hyperparams",
     "join_schedules",
+    "keep_params_nonnegative",
     "linear_schedule",
     "lion",
     "lookahead",
@@ -213,12 +243,18 @@ __all__ = [
     "nadam",
     "nadamw",
     "named_chain",
+    "normalize_by_update_norm",
     "partition",
+    "per_example_global_norm_clip",
+    "per_example_layer_norm_clip",
     "piecewise_constant_schedule",
     "polynomial_schedule",
     "radam",
     "rmsprop",
     "safe_increment",
+    "safe_int32_increment",
+    "safe_norm",
+    "safe_root_mean_squares",
     "scale",
     "scale_by_adam",
     "scale_by_adamax",
@@ -233,6 +269,7 @@ __all__ = [
     "scale_by_sign",
     "scale_by_stddev",
     "scale_by_yogi",
+    "scale_gradient",
     "selective_transform",
     "set_to_zero",
     "sgd",
@@ -255,4 +292,5 @@ __all__ = [
     "warmup_cosine_decay_schedule",
     "with_extra_args_support",
     "yogi",
+    "zero_nans",
 ]
