@@ -58,6 +58,18 @@ from ._partition import freeze as freeze
 from ._partition import multi_transform as multi_transform
 from ._partition import partition as partition
 from ._partition import selective_transform as selective_transform
+from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
+from ._plateau import reduce_on_plateau as reduce_on_plateau
+from ._schedules_extra import cosine_onecycle_schedule as cosine_onecycle_schedule
+from ._schedules_extra import linear_onecycle_schedule as linear_onecycle_schedule
+from ._schedules_extra import (
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
+)
+from ._schedules_extra import sgdr_schedule as sgdr_schedule
+from ._schedules_extra import warmup_constant_schedule as warmup_constant_schedule
+from ._schedules_extra import (
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
 from ._state_utils import map_params as tree_map_params
 from ._tree import bias_correction as bias_correction
 from ._tree import global_norm as global_norm
@@ -181,6 +193,7 @@ __all__ = [
     "OptState",
     "Params",
     "PartitionState",
+    "ReduceLROnPlateauState",
     "ScalarOrSchedule",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
@@ -223,6 +236,7 @@ __all__ = [
     "clip_by_global_norm",
     "constant_schedule",
     "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
     "ema",
     "exponential_decay",
     "freeze",
@@ -233,6 +247,7 @@ __all__ = [
     "inject_stateful_hyperparams",
     "join_schedules",
     "keep_params_nonnegative",
+    "linear_onecycle_schedule",
     "linear_schedule",
     "lion",
     "lookahead",
@@ -248,8 +263,10 @@ __all__ = [
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
     "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
     "polynomial_schedule",
     "radam",
+    "reduce_on_plateau",
     "rmsprop",
     "safe_increment",
     "safe_int32_increment",
@@ -273,6 +290,7 @@ __all__ = [
     "selective_transform",
     "set_to_zero",
     "sgd",
+    "sgdr_schedule",
     "sign_sgd",
     "signum",
     "snapshot",
@@ -289,7 +307,9 @@ __all__ = [
     "update_infinity_moment",
     "update_moment",
     "update_moment_per_elem_norm",
+    "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
     "with_extra_args_support",
     "yogi",
     "zero_nans",
