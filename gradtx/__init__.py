@@ -35,11 +35,18 @@ from ._base import set_to_zero as set_to_zero
 from ._base import stateless as stateless
 from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._base import with_extra_args_support as with_extra_args_support
+from ._conditionals import ApplyIfFiniteState as ApplyIfFiniteState
+from ._conditionals import ConditionallyMaskState as ConditionallyMaskState
+from ._conditionals import ConditionallyTransformState as ConditionallyTransformState
+from ._conditionals import apply_if_finite as apply_if_finite
+from ._conditionals import conditionally_mask as conditionally_mask
+from ._conditionals import conditionally_transform as conditionally_transform
 from ._inject import InjectHyperparamsState as InjectHyperparamsState
 from ._inject import InjectStatefulHyperparamsState as InjectStatefulHyperparamsState
 from ._inject import WrappedSchedule as WrappedSchedule
 from ._inject import inject_hyperparams as inject_hyperparams
 from ._inject import inject_stateful_hyperparams as inject_stateful_hyperparams
+from ._layouts import flatten as flatten
 from ._lookahead import LookaheadParams as LookaheadParams
 from ._lookahead import LookaheadState as LookaheadState
 from ._lookahead import lookahead as lookahead
@@ -49,6 +56,11 @@ from ._monitoring import SnapshotState as SnapshotState
 from ._monitoring import measure_with_ema as measure_with_ema
 from ._monitoring import monitor as monitor
 from ._monitoring import snapshot as snapshot
+from ._multisteps import MultiSteps as MultiSteps
+from ._multisteps import MultiStepsState as MultiStepsState
+from ._multisteps import ShouldSkipUpdateFunction as ShouldSkipUpdateFunction
+from ._multisteps import skip_large_updates as skip_large_updates
+from ._multisteps import skip_not_finite as skip_not_finite
 from ._numerics import safe_int32_increment as safe_int32_increment
 from ._numerics import safe_norm as safe_norm
 from ._numerics import safe_root_mean_squares as safe_root_mean_squares
@@ -81,6 +93,8 @@ from ._tree import tree_zeros_like as tree_zeros_like
 from ._tree import update_infinity_moment as update_infinity_moment
 from ._tree import update_moment as update_moment
 from ._tree import update_moment_per_elem_norm as update_moment_per_elem_norm
+from ._updates import incremental_update as incremental_update
+from ._updates import periodic_update as periodic_update
 from .alias import adagrad as adagrad
 from .alias import adam as adam
 from .alias import adam_l2 as adam_l2
@@ -174,8 +188,11 @@ __all__ = [
     "AdaptiveGradClipState",
     "AddDecayedWeightsState",
     "ApplyEvery",
+    "ApplyIfFiniteState",
     "ClipByGlobalNormState",
     "ClipState",
+    "ConditionallyMaskState",
+    "ConditionallyTransformState",
     "EmaState",
     "EmptyState",
     "GradientTransformation",
@@ -188,6 +205,8 @@ __all__ = [
     "MaskedNode",
     "MaskedState",
     "MonitorState",
+    "MultiSteps",
+    "MultiStepsState",
     "MultiTransformState",
     "NonNegativeParamsState",
     "OptState",
@@ -207,6 +226,7 @@ __all__ = [
     "ScaleByScheduleState",
     "ScaleState",
     "Schedule",
+    "ShouldSkipUpdateFunction",
     "SnapshotState",
     "TraceState",
     "TransformInitFn",
@@ -227,6 +247,7 @@ __all__ = [
     "add_decayed_weights",
     "amsgrad",
     "apply_every",
+    "apply_if_finite",
     "apply_updates",
     "bias_correction",
     "centralize",
@@ -234,14 +255,18 @@ __all__ = [
     "clip",
     "clip_by_block_rms",
     "clip_by_global_norm",
+    "conditionally_mask",
+    "conditionally_transform",
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
     "ema",
     "exponential_decay",
+    "flatten",
     "freeze",
     "global_norm",
     "identity",
+    "incremental_update",
     "init_empty_state",
     "inject_hyperparams",
     "inject_stateful_hyperparams",
@@ -262,6 +287,7 @@ __all__ = [
     "partition",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
+    "periodic_update",
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",
     "polynomial_schedule",
@@ -293,6 +319,8 @@ __all__ = [
     "sgdr_schedule",
     "sign_sgd",
     "signum",
+    "skip_large_updates",
+    "skip_not_finite",
     "snapshot",
     "stateless",
     "stateless_with_tree_map",
