@@ -106,6 +106,7 @@ from .alias import nadam as nadam
 from .alias import nadamw as nadamw
 from .alias import rmsprop as rmsprop
 from .alias import sgd as sgd
+from .alias_lbfgs import lbfgs as lbfgs
 from .alias_variants import adabelief as adabelief
 from .alias_variants import lion as lion
 from .alias_variants import radam as radam
@@ -150,6 +151,17 @@ from .transforms._constraints import zero_nans as zero_nans
 from .transforms._decay import AddDecayedWeightsState as AddDecayedWeightsState
 from .transforms._decay import WeightDecaySchedule as WeightDecaySchedule
 from .transforms._decay import add_decayed_weights as add_decayed_weights
+from .transforms._lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from .transforms._lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from .transforms._linesearch import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from .transforms._linesearch import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
+from .transforms._linesearch import (
+    value_and_grad_from_state as value_and_grad_from_state,
+)
 from .transforms._misc import ApplyEvery as ApplyEvery
 from .transforms._misc import apply_every as apply_every
 from .transforms._misc import centralize as centralize
@@ -181,6 +193,13 @@ from .transforms._variants import scale_by_lion as scale_by_lion
 from .transforms._variants import scale_by_radam as scale_by_radam
 from .transforms._variants import scale_by_sign as scale_by_sign
 from .transforms._variants import scale_by_yogi as scale_by_yogi
+from .transforms._zoom_linesearch import (
+    ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+)
+from .transforms._zoom_linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from .transforms._zoom_linesearch import (
+    scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+)
 
 __version__ = "0.1.0"
 
@@ -216,7 +235,9 @@ __all__ = [
     "ScalarOrSchedule",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
+    "ScaleByBacktrackingLinesearchState",
     "ScaleByBeliefState",
+    "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",
@@ -224,6 +245,7 @@ __all__ = [
     "ScaleByRmsWithCountState",
     "ScaleByRssState",
     "ScaleByScheduleState",
+    "ScaleByZoomLinesearchState",
     "ScaleState",
     "Schedule",
     "ShouldSkipUpdateFunction",
@@ -236,6 +258,7 @@ __all__ = [
     "WeightDecaySchedule",
     "WrappedSchedule",
     "ZeroNansState",
+    "ZoomLinesearchInfo",
     "adabelief",
     "adagrad",
     "adam",
@@ -272,6 +295,7 @@ __all__ = [
     "inject_stateful_hyperparams",
     "join_schedules",
     "keep_params_nonnegative",
+    "lbfgs",
     "linear_onecycle_schedule",
     "linear_schedule",
     "lion",
@@ -302,7 +326,9 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "scale_by_backtracking_linesearch",
     "scale_by_belief",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_radam",
@@ -312,6 +338,7 @@ __all__ = [
     "scale_by_sign",
     "scale_by_stddev",
     "scale_by_yogi",
+    "scale_by_zoom_linesearch",
     "scale_gradient",
     "selective_transform",
     "set_to_zero",
@@ -335,6 +362,7 @@ __all__ = [
     "update_infinity_moment",
     "update_moment",
     "update_moment_per_elem_norm",
+    "value_and_grad_from_state",
     "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
