@@ -106,6 +106,14 @@ from .alias import nadam as nadam
 from .alias import nadamw as nadamw
 from .alias import rmsprop as rmsprop
 from .alias import sgd as sgd
+from .alias_adaptive import adadelta as adadelta
+from .alias_adaptive import adan as adan
+from .alias_adaptive import novograd as novograd
+from .alias_adaptive import optimistic_adam as optimistic_adam
+from .alias_adaptive import optimistic_adam_v2 as optimistic_adam_v2
+from .alias_adaptive import optimistic_gradient_descent as optimistic_gradient_descent
+from .alias_adaptive import rprop as rprop
+from .alias_adaptive import sm3 as sm3
 from .alias_lbfgs import lbfgs as lbfgs
 from .alias_variants import adabelief as adabelief
 from .alias_variants import lion as lion
@@ -131,6 +139,22 @@ from .transforms._adam import ScaleByAmsgradState as ScaleByAmsgradState
 from .transforms._adam import scale_by_adam as scale_by_adam
 from .transforms._adam import scale_by_adamax as scale_by_adamax
 from .transforms._adam import scale_by_amsgrad as scale_by_amsgrad
+from .transforms._adaptive import ScaleByAdaDeltaState as ScaleByAdaDeltaState
+from .transforms._adaptive import ScaleByAdanState as ScaleByAdanState
+from .transforms._adaptive import ScaleByNovogradState as ScaleByNovogradState
+from .transforms._adaptive import (
+    ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
+)
+from .transforms._adaptive import ScaleByRpropState as ScaleByRpropState
+from .transforms._adaptive import ScaleBySM3State as ScaleBySM3State
+from .transforms._adaptive import scale_by_adadelta as scale_by_adadelta
+from .transforms._adaptive import scale_by_adan as scale_by_adan
+from .transforms._adaptive import scale_by_novograd as scale_by_novograd
+from .transforms._adaptive import (
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+)
+from .transforms._adaptive import scale_by_rprop as scale_by_rprop
+from .transforms._adaptive import scale_by_sm3 as scale_by_sm3
 from .transforms._clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from .transforms._clipping import ClipState as ClipState
 from .transforms._clipping import clip as clip
@@ -233,17 +257,23 @@ __all__ = [
     "PartitionState",
     "ReduceLROnPlateauState",
     "ScalarOrSchedule",
+    "ScaleByAdaDeltaState",
     "ScaleByAdamState",
+    "ScaleByAdanState",
     "ScaleByAmsgradState",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByBeliefState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
+    "ScaleByNovogradState",
+    "ScaleByOptimisticGradientState",
     "ScaleByRStdDevState",
     "ScaleByRStdDevWithCountState",
     "ScaleByRmsState",
     "ScaleByRmsWithCountState",
+    "ScaleByRpropState",
     "ScaleByRssState",
+    "ScaleBySM3State",
     "ScaleByScheduleState",
     "ScaleByZoomLinesearchState",
     "ScaleState",
@@ -260,12 +290,14 @@ __all__ = [
     "ZeroNansState",
     "ZoomLinesearchInfo",
     "adabelief",
+    "adadelta",
     "adagrad",
     "adam",
     "adam_l2",
     "adamax",
     "adamaxw",
     "adamw",
+    "adan",
     "adaptive_grad_clip",
     "add_decayed_weights",
     "amsgrad",
@@ -308,6 +340,10 @@ __all__ = [
     "nadamw",
     "named_chain",
     "normalize_by_update_norm",
+    "novograd",
+    "optimistic_adam",
+    "optimistic_adam_v2",
+    "optimistic_gradient_descent",
     "partition",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
@@ -318,24 +354,31 @@ __all__ = [
     "radam",
     "reduce_on_plateau",
     "rmsprop",
+    "rprop",
     "safe_increment",
     "safe_int32_increment",
     "safe_norm",
     "safe_root_mean_squares",
     "scale",
+    "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
     "scale_by_amsgrad",
     "scale_by_backtracking_linesearch",
     "scale_by_belief",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_novograd",
+    "scale_by_optimistic_gradient",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_sign",
+    "scale_by_sm3",
     "scale_by_stddev",
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
@@ -348,6 +391,7 @@ __all__ = [
     "signum",
     "skip_large_updates",
     "skip_not_finite",
+    "sm3",
     "snapshot",
     "stateless",
     "stateless_with_tree_map",
