@@ -15,6 +15,7 @@ the names gradtx has.
     >>> params = gradtx.apply_updates(params, updates)
 """
 
+from . import microbatching as microbatching
 from . import tree as tree
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
@@ -47,10 +48,14 @@ from ._inject import WrappedSchedule as WrappedSchedule
 from ._inject import inject_hyperparams as inject_hyperparams
 from ._inject import inject_stateful_hyperparams as inject_stateful_hyperparams
 from ._layouts import flatten as flatten
+from ._linear_algebra import matrix_inverse_pth_root as matrix_inverse_pth_root
+from ._linear_algebra import nnls as nnls
+from ._linear_algebra import power_iteration as power_iteration
 from ._lookahead import LookaheadParams as LookaheadParams
 from ._lookahead import LookaheadState as LookaheadState
 from ._lookahead import lookahead as lookahead
 from ._maths import safe_increment as safe_increment
+from ._microbatch import microbatch as microbatch
 from ._monitoring import MonitorState as MonitorState
 from ._monitoring import SnapshotState as SnapshotState
 from ._monitoring import measure_with_ema as measure_with_ema
@@ -72,6 +77,11 @@ from ._partition import partition as partition
 from ._partition import selective_transform as selective_transform
 from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
+from ._schedule_free import ScheduleFreeState as ScheduleFreeState
+from ._schedule_free import schedule_free as schedule_free
+from ._schedule_free import schedule_free_adamw as schedule_free_adamw
+from ._schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from ._schedule_free import schedule_free_sgd as schedule_free_sgd
 from ._schedules_extra import cosine_onecycle_schedule as cosine_onecycle_schedule
 from ._schedules_extra import linear_onecycle_schedule as linear_onecycle_schedule
 from ._schedules_extra import (
@@ -115,6 +125,11 @@ from .alias_adaptive import optimistic_gradient_descent as optimistic_gradient_d
 from .alias_adaptive import rprop as rprop
 from .alias_adaptive import sm3 as sm3
 from .alias_lbfgs import lbfgs as lbfgs
+from .alias_modern import ademamix as ademamix
+from .alias_modern import adopt as adopt
+from .alias_modern import muon as muon
+from .alias_modern import simplified_ademamix as simplified_ademamix
+from .alias_sophia import sophia as sophia
 from .alias_variants import adabelief as adabelief
 from .alias_variants import lion as lion
 from .alias_variants import radam as radam
@@ -191,6 +206,15 @@ from .transforms._misc import apply_every as apply_every
 from .transforms._misc import centralize as centralize
 from .transforms._misc import normalize_by_update_norm as normalize_by_update_norm
 from .transforms._misc import scale_gradient as scale_gradient
+from .transforms._modern import ScaleByAdemamixState as ScaleByAdemamixState
+from .transforms._modern import (
+    ScaleBySimplifiedAdEMAMixState as ScaleBySimplifiedAdEMAMixState,
+)
+from .transforms._modern import scale_by_ademamix as scale_by_ademamix
+from .transforms._modern import scale_by_adopt as scale_by_adopt
+from .transforms._modern import (
+    scale_by_simplified_ademamix as scale_by_simplified_ademamix,
+)
 from .transforms._moments import EmaState as EmaState
 from .transforms._moments import ScaleByRmsState as ScaleByRmsState
 from .transforms._moments import ScaleByRmsWithCountState as ScaleByRmsWithCountState
@@ -205,11 +229,22 @@ from .transforms._moments import scale_by_rms as scale_by_rms
 from .transforms._moments import scale_by_rss as scale_by_rss
 from .transforms._moments import scale_by_stddev as scale_by_stddev
 from .transforms._moments import trace as trace
+from .transforms._muon import MuonDimensionNumbers as MuonDimensionNumbers
+from .transforms._muon import MuonState as MuonState
+from .transforms._muon import scale_by_muon as scale_by_muon
+from .transforms._prodigy import ProdigyState as ProdigyState
+from .transforms._prodigy import prodigy as prodigy
 from .transforms._scaling import ScaleByScheduleState as ScaleByScheduleState
 from .transforms._scaling import ScaleState as ScaleState
 from .transforms._scaling import scale as scale
 from .transforms._scaling import scale_by_learning_rate as scale_by_learning_rate
 from .transforms._scaling import scale_by_schedule as scale_by_schedule
+from .transforms._sophia import HutchinsonState as HutchinsonState
+from .transforms._sophia import SophiaState as SophiaState
+from .transforms._sophia import (
+    hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
+)
+from .transforms._sophia import scale_by_sophia as scale_by_sophia
 from .transforms._variants import ScaleByBeliefState as ScaleByBeliefState
 from .transforms._variants import ScaleByLionState as ScaleByLionState
 from .transforms._variants import scale_by_belief as scale_by_belief
@@ -240,6 +275,7 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
+    "HutchinsonState",
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
     "LookaheadParams",
@@ -251,15 +287,19 @@ __all__ = [
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
+    "MuonDimensionNumbers",
+    "MuonState",
     "NonNegativeParamsState",
     "OptState",
     "Params",
     "PartitionState",
+    "ProdigyState",
     "ReduceLROnPlateauState",
     "ScalarOrSchedule",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByAdanState",
+    "ScaleByAdemamixState",
     "ScaleByAmsgradState",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByBeliefState",
@@ -275,11 +315,14 @@ __all__ = [
     "ScaleByRssState",
     "ScaleBySM3State",
     "ScaleByScheduleState",
+    "ScaleBySimplifiedAdEMAMixState",
     "ScaleByZoomLinesearchState",
     "ScaleState",
     "Schedule",
+    "ScheduleFreeState",
     "ShouldSkipUpdateFunction",
     "SnapshotState",
+    "SophiaState",
     "TraceState",
     "TransformInitFn",
     "TransformUpdateExtraArgsFn",
@@ -300,6 +343,8 @@ __all__ = [
     "adan",
     "adaptive_grad_clip",
     "add_decayed_weights",
+    "ademamix",
+    "adopt",
     "amsgrad",
     "apply_every",
     "apply_if_finite",
@@ -320,6 +365,7 @@ __all__ = [
     "flatten",
     "freeze",
     "global_norm",
+    "hutchinson_estimator_diag_hessian",
     "identity",
     "incremental_update",
     "init_empty_state",
@@ -333,12 +379,17 @@ __all__ = [
     "lion",
     "lookahead",
     "masked",
+    "matrix_inverse_pth_root",
     "measure_with_ema",
+    "microbatch",
+    "microbatching",
     "monitor",
     "multi_transform",
+    "muon",
     "nadam",
     "nadamw",
     "named_chain",
+    "nnls",
     "normalize_by_update_norm",
     "novograd",
     "optimistic_adam",
@@ -351,6 +402,8 @@ __all__ = [
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",
     "polynomial_schedule",
+    "power_iteration",
+    "prodigy",
     "radam",
     "reduce_on_plateau",
     "rmsprop",
@@ -364,12 +417,15 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_adan",
+    "scale_by_ademamix",
+    "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_backtracking_linesearch",
     "scale_by_belief",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
     "scale_by_radam",
@@ -378,21 +434,29 @@ __all__ = [
     "scale_by_rss",
     "scale_by_schedule",
     "scale_by_sign",
+    "scale_by_simplified_ademamix",
     "scale_by_sm3",
+    "scale_by_sophia",
     "scale_by_stddev",
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
     "scale_gradient",
+    "schedule_free",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "selective_transform",
     "set_to_zero",
     "sgd",
     "sgdr_schedule",
     "sign_sgd",
     "signum",
+    "simplified_ademamix",
     "skip_large_updates",
     "skip_not_finite",
     "sm3",
     "snapshot",
+    "sophia",
     "stateless",
     "stateless_with_tree_map",
     "trace",

@@ -62,6 +62,18 @@ OPTIMIZERS = [
     ("optimistic_adam_v2", "optimistic_adam_v2", dict(learning_rate=2e-2)),
     ("optimistic_adam", "optimistic_adam", dict(learning_rate=2e-2, optimism=2e-2)),
     ("adadelta", "adadelta", dict(learning_rate=0.3, eps=1e-4, rho=0.95)),
+    ("schedule_free_sgd", "schedule_free_sgd", dict(learning_rate=3e-3, b1=0.95)),
+    ("schedule_free_adamw", "schedule_free_adamw", dict(learning_rate=2e-2)),
+    (
+        "schedule_free_adamw_wd",
+        "schedule_free_adamw",
+        dict(learning_rate=2e-2, weight_decay=1e-4),
+    ),
+    ("muon", "muon", dict(learning_rate=2e-2)),
+    ("adopt", "adopt", dict(learning_rate=5e-3, b2=0.99)),
+    ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
+    ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
+    ("prodigy", "prodigy", dict(learning_rate=0.3)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -72,7 +84,16 @@ SLOW_ON_ROSENBROCK = {"adadelta"}
 NOT_COMPARABLE_TO_OPTAX = {
     "rprop": "Optax 0.2.8 returns the previous step's update (optax#1725)",
     "sm3": "Optax 0.2.8 fails on scalar and zero-size leaves",
+    "muon": "Optax 0.2.8 divides by zero on a (0, 3) leaf (its fan-in is 0)",
 }
+
+
+def optax_factory(name):
+    """Optax's function of the same name (top level, else optax.contrib)."""
+    import optax
+
+    return getattr(optax, name, None) or getattr(optax.contrib, name)
+
 
 # Names exported by gradtx that are optimizers (aliases); the table must cover
 # each one at least once.
@@ -102,6 +123,13 @@ ALIASES = [
     "optimistic_adam_v2",
     "optimistic_adam",
     "adadelta",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
+    "muon",
+    "adopt",
+    "ademamix",
+    "simplified_ademamix",
+    "prodigy",
 ]
 
 
