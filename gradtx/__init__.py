@@ -124,6 +124,12 @@ from .alias_adaptive import optimistic_adam_v2 as optimistic_adam_v2
 from .alias_adaptive import optimistic_gradient_descent as optimistic_gradient_descent
 from .alias_adaptive import rprop as rprop
 from .alias_adaptive import sm3 as sm3
+from .alias_layerwise import adafactor as adafactor
+from .alias_layerwise import fromage as fromage
+from .alias_layerwise import lamb as lamb
+from .alias_layerwise import lars as lars
+from .alias_layerwise import noisy_sgd as noisy_sgd
+from .alias_layerwise import polyak_sgd as polyak_sgd
 from .alias_lbfgs import lbfgs as lbfgs
 from .alias_modern import ademamix as ademamix
 from .alias_modern import adopt as adopt
@@ -190,6 +196,14 @@ from .transforms._constraints import zero_nans as zero_nans
 from .transforms._decay import AddDecayedWeightsState as AddDecayedWeightsState
 from .transforms._decay import WeightDecaySchedule as WeightDecaySchedule
 from .transforms._decay import add_decayed_weights as add_decayed_weights
+from .transforms._factored import FactoredState as FactoredState
+from .transforms._factored import scale_by_factored_rms as scale_by_factored_rms
+from .transforms._layerwise import ScaleByTrustRatioState as ScaleByTrustRatioState
+from .transforms._layerwise import (
+    scale_by_param_block_norm as scale_by_param_block_norm,
+)
+from .transforms._layerwise import scale_by_param_block_rms as scale_by_param_block_rms
+from .transforms._layerwise import scale_by_trust_ratio as scale_by_trust_ratio
 from .transforms._lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from .transforms._lbfgs import scale_by_lbfgs as scale_by_lbfgs
 from .transforms._linesearch import (
@@ -245,6 +259,15 @@ from .transforms._sophia import (
     hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
 )
 from .transforms._sophia import scale_by_sophia as scale_by_sophia
+from .transforms._stochastic import AddNoiseState as AddNoiseState
+from .transforms._stochastic import (
+    ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
+)
+from .transforms._stochastic import add_noise as add_noise
+from .transforms._stochastic import (
+    scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+)
+from .transforms._stochastic import scale_by_polyak as scale_by_polyak
 from .transforms._variants import ScaleByBeliefState as ScaleByBeliefState
 from .transforms._variants import ScaleByLionState as ScaleByLionState
 from .transforms._variants import scale_by_belief as scale_by_belief
@@ -265,6 +288,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdaptiveGradClipState",
     "AddDecayedWeightsState",
+    "AddNoiseState",
     "ApplyEvery",
     "ApplyIfFiniteState",
     "ClipByGlobalNormState",
@@ -273,6 +297,7 @@ __all__ = [
     "ConditionallyTransformState",
     "EmaState",
     "EmptyState",
+    "FactoredState",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "HutchinsonState",
@@ -303,6 +328,7 @@ __all__ = [
     "ScaleByAmsgradState",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByBeliefState",
+    "ScaleByDistanceOverGradientsState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByNovogradState",
@@ -316,6 +342,7 @@ __all__ = [
     "ScaleBySM3State",
     "ScaleByScheduleState",
     "ScaleBySimplifiedAdEMAMixState",
+    "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
     "ScaleState",
     "Schedule",
@@ -334,6 +361,7 @@ __all__ = [
     "ZoomLinesearchInfo",
     "adabelief",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adam_l2",
@@ -343,6 +371,7 @@ __all__ = [
     "adan",
     "adaptive_grad_clip",
     "add_decayed_weights",
+    "add_noise",
     "ademamix",
     "adopt",
     "amsgrad",
@@ -364,6 +393,7 @@ __all__ = [
     "exponential_decay",
     "flatten",
     "freeze",
+    "fromage",
     "global_norm",
     "hutchinson_estimator_diag_hessian",
     "identity",
@@ -373,6 +403,8 @@ __all__ = [
     "inject_stateful_hyperparams",
     "join_schedules",
     "keep_params_nonnegative",
+    "lamb",
+    "lars",
     "lbfgs",
     "linear_onecycle_schedule",
     "linear_schedule",
@@ -390,6 +422,7 @@ __all__ = [
     "nadamw",
     "named_chain",
     "nnls",
+    "noisy_sgd",
     "normalize_by_update_norm",
     "novograd",
     "optimistic_adam",
@@ -401,6 +434,7 @@ __all__ = [
     "periodic_update",
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",
+    "polyak_sgd",
     "polynomial_schedule",
     "power_iteration",
     "prodigy",
@@ -422,12 +456,17 @@ __all__ = [
     "scale_by_amsgrad",
     "scale_by_backtracking_linesearch",
     "scale_by_belief",
+    "scale_by_distance_over_gradients",
+    "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+    "scale_by_polyak",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -438,6 +477,7 @@ __all__ = [
     "scale_by_sm3",
     "scale_by_sophia",
     "scale_by_stddev",
+    "scale_by_trust_ratio",
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
     "scale_gradient",

@@ -74,6 +74,30 @@ OPTIMIZERS = [
     ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
     ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
     ("prodigy", "prodigy", dict(learning_rate=0.3)),
+    ("fromage", "fromage", dict(learning_rate=1e-2)),
+    (
+        "lars",
+        "lars",
+        dict(
+            learning_rate=gradtx.exponential_decay(1e-2, 5000, 1e-2),
+            trust_coefficient=1.0,
+        ),
+    ),
+    ("lamb", "lamb", dict(learning_rate=5e-3)),
+    (
+        "adafactor",
+        "adafactor",
+        dict(
+            learning_rate=gradtx.exponential_decay(3e-2, 5000, 1e-2),
+            min_dim_size_to_factor=2,
+        ),
+    ),
+    (
+        "adafactor_momentum",
+        "adafactor",
+        dict(learning_rate=1e-2, momentum=0.9, multiply_by_parameter_scale=False),
+    ),
+    ("noisy_sgd", "noisy_sgd", dict(learning_rate=1e-3, key=0)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -130,7 +154,20 @@ ALIASES = [
     "ademamix",
     "simplified_ademamix",
     "prodigy",
+    "fromage",
+    "lars",
+    "lamb",
+    "adafactor",
+    "noisy_sgd",
 ]
+
+# Optimizers whose update needs extra arguments the generic table does not
+# pass; each has its own tests (named here).
+NEEDS_EXTRA_ARGS = {
+    "polyak_sgd": "value= (tests/test_layerwise.py)",
+    "lbfgs": "value=, grad=, value_fn= (tests/test_lbfgs.py)",
+    "sophia": "obj_fn= (tests/test_sophia.py)",
+}
 
 
 def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
