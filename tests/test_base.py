@@ -168,3 +168,16 @@ def test_params_required_where_needed():
     tx = gradtx.add_decayed_weights(0.1)
     with pytest.raises(ValueError, match=r"add_decayed_weights.*params"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "lion", "adafactor"])
+def test_float16_updates_keep_dtype_and_stay_finite(name):
+    params = {"w": jnp.full((4, 3), 0.5, jnp.float16), "b": jnp.ones(3, jnp.float16)}
+    opt = getattr(gradtx, name)(1e-3)
+    state = opt.init(params)
+    grads = jax.tree.map(lambda x: jnp.full_like(x, 300.0), params)  # 300² > f16 max
+    updates, new_state = jax.jit(opt.update)(grads, state, params)
+    for u in jax.tree.leaves(updates):
+        assert u.dtype == jnp.float16 and bool(jnp.all(jnp.isfinite(u)))
+    same = lambda t: [(x.shape, x.dtype) for x in jax.tree.leaves(t)]
+    assert same(state) == same(new_state)

@@ -17,7 +17,7 @@ arrays = hnp.arrays(
     np.float32, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4), elements=finite
 )
 trees = st.lists(arrays, min_size=1, max_size=4)
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=12, deadline=None)
 
 
 @SETTINGS

@@ -38,6 +38,18 @@ def _grads(params, t):
     return jax.tree.map(lambda p: jnp.cos(p * (1.0 + 0.1 * t)) + 0.1 * p, params)
 
 
+def _run_jitted(tx, apply_updates, params, steps=5):
+    @jax.jit
+    def step(p, s, t):
+        u, s = tx.update(_grads(p, t), s, p)
+        return apply_updates(p, u), s
+
+    p, s = params, tx.init(params)
+    for t in range(steps):
+        p, s = step(p, s, t)
+    return p
+
+
 @pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=[e[0] for e in OPTIMIZERS])
 def test_mixed_tree_matches_optax(id_, name, kwargs):
     if name in NOT_COMPARABLE_TO_OPTAX:
@@ -53,12 +65,8 @@ def test_mixed_tree_matches_optax(id_, name, kwargs):
         )
     else:
         theirs = optax_factory(reference)(**kwargs)
-    po, pt = params, params
-    so, st = ours.init(po), theirs.init(pt)
-    for t in range(5):
-        uo, so = ours.update(_grads(po, t), so, po)
-        ut, st = theirs.update(_grads(pt, t), st, pt)
-        po, pt = gradtx.apply_updates(po, uo), optax.apply_updates(pt, ut)
+    po = _run_jitted(ours, gradtx.apply_updates, params)
+    pt = _run_jitted(theirs, optax.apply_updates, params)
     assert jax.tree.structure(po) == jax.tree.structure(params)
     assert po["none"] is None and po["dense"][1].b is None
     assert po["empty"].shape == (0, 3)
@@ -89,7 +97,7 @@ _X64_SCRIPT = textwrap.dedent(
         state = ours.init(params)
         sig = [(x.shape, x.dtype) for x in jax.tree.leaves(state)]
         p = params
-        for _ in range(20):
+        for _ in range(8):
             u, state = ours.update(grads(p), state, p)
             assert u["f32"].dtype == jnp.float32 and u["f64"].dtype == jnp.float64, id_
             p = gradtx.apply_updates(p, u)
@@ -98,7 +106,7 @@ _X64_SCRIPT = textwrap.dedent(
         if name != "adam_l2" and name not in NOT_COMPARABLE_TO_OPTAX:
             theirs = optax_factory(name)(**kw)
             q, s = params, theirs.init(params)
-            for _ in range(20):
+            for _ in range(8):
                 u, s = theirs.update(grads(q), s, q)
                 q = optax.apply_updates(q, u)
             np.testing.assert_allclose(

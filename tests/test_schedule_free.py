@@ -170,7 +170,8 @@ def _signature(tree):
     ]
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+# float32 stability is already enforced by lax.scan in the trajectory tests.
+@pytest.mark.parametrize("dtype", [jnp.bfloat16])
 @pytest.mark.parametrize(
     "make",
     [
