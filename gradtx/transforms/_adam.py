@@ -28,13 +28,26 @@ def _check_adam_args(owner, b1, b2, eps, eps_root=0.0, mu_dtype=None):
     return _validate.float_dtype(owner, "mu_dtype", mu_dtype)
 
 
+def _first_moment_hat(g, mu, b1, c1, c1_next):
+    """``m̂``: bias-corrected, or Nesterov's look-ahead when ``c1_next`` is set."""
+    if c1_next is None:
+        return mu / c1
+    return b1 * (mu / c1_next) + (1 - b1) * (g / c1)
+
+
+def _bias_corrections(b1, b2, count, nesterov):
+    """``(1 − b1^t, 1 − b2^t, 1 − b1^(t+1) or None)`` for the step count ``t``."""
+    c1_next = None
+    if nesterov:
+        c1_next = _maths.debias_factor(b1, _maths.safe_increment(count))
+    c1 = _maths.debias_factor(b1, count)
+    return c1, _maths.debias_factor(b2, count), c1_next
+
+
 def _adam_leaf(g, mu, nu, *, b1, b2, eps, eps_root, c1, c2, c1_next):
     mu = _maths.ema(g, mu, b1)
     nu = _maths.ema_sq(g, nu, b2)
-    if c1_next is None:
-        mu_hat = mu / c1
-    else:  # Nesterov: look one step ahead with the current gradient.
-        mu_hat = b1 * (mu / c1_next) + (1 - b1) * (g / c1)
+    mu_hat = _first_moment_hat(g, mu, b1, c1, c1_next)
     return mu_hat / (jnp.sqrt(nu / c2 + eps_root) + eps), mu, nu
 
 
@@ -78,17 +91,9 @@ def scale_by_adam(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         count = _maths.safe_increment(state.count)
-        c1_next = None
-        if nesterov:
-            c1_next = _maths.debias_factor(b1, _maths.safe_increment(count))
+        c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
         consts = dict(
-            b1=b1,
-            b2=b2,
-            eps=eps,
-            eps_root=eps_root,
-            c1_next=c1_next,
-            c1=_maths.debias_factor(b1, count),
-            c2=_maths.debias_factor(b2, count),
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, c1=c1, c2=c2, c1_next=c1_next
         )
         updates, mu, nu = map_leaves(
             lambda g, m, v: _adam_leaf(g, m, v, **consts),

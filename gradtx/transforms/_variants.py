@@ -17,7 +17,12 @@ import jax.numpy as jnp
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, init_empty_state
 from .._tree import map_leaves, tree_full_like, tree_zeros_like
-from ._adam import ScaleByAdamState
+from ._adam import (
+    ScaleByAdamState,
+    _bias_corrections,
+    _check_adam_args,
+    _first_moment_hat,
+)
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -116,26 +121,8 @@ def scale_by_lion(
 
 
 def _check_moment_args(owner, b1, b2, eps, eps_root, nesterov=False):
-    _validate.decay(owner, "b1", b1)
-    _validate.decay(owner, "b2", b2)
-    _validate.non_negative(owner, "eps", eps)
-    _validate.non_negative(owner, "eps_root", eps_root)
+    _check_adam_args(owner, b1, b2, eps, eps_root)
     _validate.flag(owner, "nesterov", nesterov)
-
-
-def _first_moment_hat(g, mu, b1, c1, c1_next):
-    """``m̂``: bias-corrected, or Nesterov's look-ahead when ``c1_next`` is set."""
-    if c1_next is None:
-        return mu / c1
-    return b1 * (mu / c1_next) + (1 - b1) * (g / c1)
-
-
-def _bias_corrections(b1, b2, count, nesterov):
-    c1_next = None
-    if nesterov:
-        c1_next = _maths.debias_factor(b1, _maths.safe_increment(count))
-    c1 = _maths.debias_factor(b1, count)
-    return c1, _maths.debias_factor(b2, count), c1_next
 
 
 class ScaleByBeliefState(NamedTuple):
