@@ -36,6 +36,9 @@ from ._base import set_to_zero as set_to_zero
 from ._base import stateless as stateless
 from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._base import with_extra_args_support as with_extra_args_support
+from ._checkpoint import restore_state as restore_state
+from ._checkpoint import state_signature as state_signature
+from ._checkpoint import validate_state as validate_state
 from ._conditionals import ApplyIfFiniteState as ApplyIfFiniteState
 from ._conditionals import ConditionallyMaskState as ConditionallyMaskState
 from ._conditionals import ConditionallyTransformState as ConditionallyTransformState
@@ -440,6 +443,7 @@ __all__ = [
     "prodigy",
     "radam",
     "reduce_on_plateau",
+    "restore_state",
     "rmsprop",
     "rprop",
     "safe_increment",
@@ -497,6 +501,7 @@ __all__ = [
     "sm3",
     "snapshot",
     "sophia",
+    "state_signature",
     "stateless",
     "stateless_with_tree_map",
     "trace",
@@ -510,6 +515,7 @@ __all__ = [
     "update_infinity_moment",
     "update_moment",
     "update_moment_per_elem_norm",
+    "validate_state",
     "value_and_grad_from_state",
     "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",

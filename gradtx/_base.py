@@ -26,6 +26,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from ._tree import _paths, flatten_like
+
 Params = chex.ArrayTree
 """A pytree of parameters."""
 Updates = chex.ArrayTree
@@ -87,6 +89,35 @@ MaskOrFn = Any | Callable[[Params], Any]
 
 class EmptyState(NamedTuple):
     """The state of a transformation that keeps none."""
+
+
+def check_state(owner: str, state: Any, expected: type | tuple[type, ...]) -> None:
+    """Raises unless ``state`` is an instance of ``expected`` (the init's class).
+
+    Catches, at trace time and for free, a state that is ``None`` (``update``
+    before ``init``), the state of another transformation (an Adam state
+    restored into AdaBelief has the same fields but another class), or a
+    checkpoint restored as plain lists and dicts.
+    """
+    if isinstance(state, expected):
+        return
+    classes = expected if isinstance(expected, tuple) else (expected,)
+    want = " or ".join(f"`{c.__name__}`" for c in classes)
+    if state is None:
+        got = "None: was `init` called, and its result passed to `update`?"
+    elif isinstance(state, (list, dict)):
+        got = (
+            f"a {type(state).__name__}: a checkpoint restored without its "
+            "structure? Rebuild it with `gradtx.restore_state`."
+        )
+    elif isinstance(state, tuple) and hasattr(state, "_fields"):
+        got = f"a `{type(state).__name__}`, the state of another transformation."
+    else:
+        got = f"an object of type `{type(state).__name__}`."
+    raise ValueError(
+        f"{owner}: `state` must be the {want} made by this transformation's "
+        f"`init`; got {got}"
+    )
 
 
 def init_empty_state(params: Params) -> EmptyState:
@@ -199,10 +230,52 @@ def apply_updates(params: Params, updates: Updates) -> Params:
       The new parameters.
     """
 
-    def add(p, u):
-        if p is None:
-            return None
-        p = jnp.asarray(p)
-        return jnp.asarray(p + u).astype(p.dtype)
+    p_leaves, treedef = jax.tree.flatten(params, is_leaf=_is_none)
+    u_leaves = flatten_like(
+        treedef,
+        updates,
+        name="updates",
+        owner="apply_updates",
+        ref="params",
+        hint="Were the updates computed for these params?",
+    )
+    out = []
+    for i, (p, u) in enumerate(zip(p_leaves, u_leaves, strict=True)):
+        out.append(None if p is None else _add_update(p, u, i, params))
+    return treedef.unflatten(out)
 
-    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _add_update(p: Any, u: Any, i: int, params: Params) -> Any:
+    """``p + u`` cast to ``p``'s dtype, or an error naming the leaf."""
+    p = jnp.asarray(p)
+    u_dtype = jnp.result_type(u)
+    if u_dtype == jax.dtypes.float0:
+        return p  # no gradient, no change (an integer leaf under jax.grad)
+    path = lambda: _paths(params, is_leaf=_is_none)[i]  # only for a message
+    if jnp.shape(u) != p.shape:
+        raise ValueError(
+            f"apply_updates: shape mismatch at leaf {path()}: `params` has shape "
+            f"{p.shape} but `updates` has shape {jnp.shape(u)} (no broadcasting)."
+        )
+    p_inexact = jnp.issubdtype(p.dtype, jnp.inexact)
+    if (not p_inexact and jnp.issubdtype(u_dtype, jnp.inexact)) or (
+        p.dtype == jnp.bool_
+    ):
+        raise TypeError(
+            f"apply_updates: leaf {path()} is a {p.dtype} parameter and its update "
+            f"is {u_dtype}: adding would round or flip it silently. Keep integer "
+            "and boolean leaves out of the optimizer, or give them `float0` or "
+            "integer zero updates (`gradtx.masked`, `gradtx.freeze`)."
+        )
+    if jnp.issubdtype(u_dtype, jnp.complexfloating) and not jnp.issubdtype(
+        p.dtype, jnp.complexfloating
+    ):
+        raise TypeError(
+            f"apply_updates: leaf {path()} is a real {p.dtype} parameter but its "
+            f"update is {u_dtype}: the imaginary part would be dropped."
+        )
+    return jnp.asarray(p + u).astype(p.dtype)

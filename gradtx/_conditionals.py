@@ -22,7 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from . import _validate
-from ._base import GradientTransformation, OptState, with_extra_args_support
+from ._base import (
+    GradientTransformation,
+    OptState,
+    check_state,
+    with_extra_args_support,
+)
 from ._maths import safe_increment
 from .combine import _check_transforms
 
@@ -152,6 +157,7 @@ def conditionally_transform(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, ConditionallyTransformState)
         updates, inner_state = cond_update(
             updates, state.step, state.inner_state, params, extra_args
         )
@@ -215,6 +221,7 @@ def conditionally_mask(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, ConditionallyMaskState)
         updates, inner_state = cond_update(
             updates, state.step, state.inner_state, params, extra_args
         )
@@ -314,6 +321,7 @@ def apply_if_finite(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, ApplyIfFiniteState)
         finite = all_finite(updates)
         notfinite_count = jnp.where(
             finite, jnp.zeros([], jnp.int32), safe_increment(state.notfinite_count)

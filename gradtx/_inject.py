@@ -32,7 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _maths, _validate
-from ._base import GradientTransformation, OptState, with_extra_args_support
+from ._base import (
+    GradientTransformation,
+    OptState,
+    check_state,
+    with_extra_args_support,
+)
 
 _NUMERIC = (int, float, np.number, np.ndarray, jax.Array)
 
@@ -126,6 +131,33 @@ def _as_hyperparam(value: Any, default: jnp.dtype, forced: Any) -> chex.Array:
     return jnp.asarray(value, jax.dtypes.canonicalize_dtype(dtype))
 
 
+def _complement_pairs(numeric: dict, hparams: dict) -> dict[int, tuple]:
+    """For :func:`_maths.complements`: ``1 − h`` of each float hyperparameter.
+
+    A Python float ``d`` that the state holds as ``h = f32(d)`` gets the
+    complement the plain optimizer would use, ``f32(1 − d)`` (rounded from
+    double precision), while ``h`` still holds the value it was built with;
+    once another value is written into the state, ``1 − h`` in its own dtype.
+    The difference is added under ``stop_gradient``, so derivatives with
+    respect to the hyperparameter are those of ``1 − h``.
+    """
+    pairs = {}
+    for k, d in numeric.items():
+        h = hparams[k]
+        if not isinstance(d, (float, np.floating)) or not jnp.issubdtype(
+            h.dtype, jnp.floating
+        ):
+            continue
+        h0 = np.asarray(d, h.dtype)
+        c0 = np.asarray(1.0 - float(d), h.dtype)
+        if c0 == np.asarray(1, h.dtype) - h0:
+            continue  # no double rounding to reproduce (e.g. dyadic d, float64)
+        plain = 1 - h
+        exact = plain + jax.lax.stop_gradient(c0 - plain)
+        pairs[id(h)] = (h, jnp.where(h == h0, exact, plain))
+    return pairs
+
+
 def _build(owner: str, inner_factory: Callable, kwargs: dict) -> Any:
     try:
         return inner_factory(**kwargs)
@@ -158,8 +190,10 @@ def inject_hyperparams(
       with ``init``/``update``/``__call__``, e.g. :class:`WrappedSchedule`):
       its value at the current step is written to ``state.hyperparams`` before
       the update, so writing a scheduled hyperparameter has no effect;
-    * the trajectory is the one of ``inner_factory(**args)`` built with the
-      same (float32) values, bit for bit, jitted or not.
+    * the trajectory is the one of ``inner_factory(**args)``, bit for bit,
+      jitted or not: also for Python floats such as ``b2=0.999`` that float32
+      cannot hold (see below); after a new value is written into the state, it
+      is the one of ``inner_factory`` given that value as a float32 array.
 
     Booleans, ``None``, strings, dtypes and other objects are passed through
     unchanged, as are the arguments named in ``static_args`` (needed for a
@@ -169,11 +203,15 @@ def inject_hyperparams(
     Float hyperparameters are stored in float32 (or the params' dtype when that
     is wider, or a float array's own dtype when wider): never in bfloat16 or
     float16 unless ``hyperparam_dtype`` says so, since ``0.999`` would round to
-    1.0. Optax casts them to the params' dtype. Note the float32 value is what
-    the state holds: ``b2 = 0.999`` is 0.99900001287 and ``1 − b2`` is 1.3e-5
-    relative off 0.001, so the trajectory differs from a factory given Python
-    floats (whose ``1 − b2`` is rounded from double precision) by a few 1e-6
-    relative; with ``jnp.float32`` values there the two are identical.
+    1.0. Optax casts them to the params' dtype. The float32 value is what the
+    state holds: ``b2 = 0.999`` is 0.99900001287, whose float32 complement
+    ``1 − b2`` is 1.3e-5 relative off the ``f32(1 − 0.999)`` that a factory
+    given the Python float uses (it rounds from double precision), which is
+    why Optax's injected Adam drifts from its plain Adam (optax#1532). gradtx
+    remembers the Python value: while the state still holds it, every
+    ``1 − b2`` in gradtx's maths (:func:`gradtx._maths.one_minus`) uses the
+    double-rounded complement. A custom factory that computes ``1 − b2``
+    itself gets the float32 one.
 
     Concrete invalid values raise ``ValueError`` here, as the factory's own
     checks run once at construction (with schedules evaluated at step 0). A
@@ -275,6 +313,7 @@ def inject_hyperparams(
             )
 
         def update_fn(updates, state, params=None, **extra_args):
+            check_state(owner, state, InjectStatefulHyperparamsState)
             missing = (set(numeric) | set(schedules)) - set(state.hyperparams)
             if missing:
                 raise ValueError(
@@ -296,12 +335,13 @@ def inject_hyperparams(
                 k: f.update(state.hyperparams_states[k], **extra_args)
                 for k, f in schedules.items()
             }
-            inner = with_extra_args_support(
-                _build(owner, inner_factory, {**other, **hparams})
-            )
-            updates, inner_state = inner.update(
-                updates, state.inner_state, params, **extra_args
-            )
+            with _maths.complements(_complement_pairs(numeric, hparams)):
+                inner = with_extra_args_support(
+                    _build(owner, inner_factory, {**other, **hparams})
+                )
+                updates, inner_state = inner.update(
+                    updates, state.inner_state, params, **extra_args
+                )
             return updates, InjectStatefulHyperparamsState(
                 count=_maths.safe_increment(state.count),
                 hyperparams=hparams,

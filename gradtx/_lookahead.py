@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate
+from . import _maths, _validate
 from ._base import (
     NO_PARAMS_MSG,
     GradientTransformation,
     OptState,
     Params,
+    check_state,
     with_extra_args_support,
 )
 from ._tree import map_leaves
@@ -133,6 +134,7 @@ def lookahead(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, LookaheadState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         if not (hasattr(params, "fast") and hasattr(params, "slow")):
@@ -148,7 +150,7 @@ def lookahead(
         names = ["fast params", "slow params"]
 
         def fast_leaf(u, f, s):
-            return u - sync * (1 - slow_step_size) * (f + u - s)
+            return u - sync * _maths.one_minus(slow_step_size) * (f + u - s)
 
         def slow_leaf(u, f, s):
             return slow_step_size * sync * (f + u - s)

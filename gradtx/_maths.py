@@ -6,7 +6,10 @@ Functions here act on single arrays (or scalars) and know nothing of pytrees;
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 
 import chex
 import jax
@@ -20,14 +23,47 @@ def abs_sq(x: chex.Array) -> chex.Array:
     return x * x
 
 
+# id(x) -> (x, 1 − x rounded as from the Python float x was made from).
+_COMPLEMENTS: contextvars.ContextVar[dict[int, tuple] | None] = contextvars.ContextVar(
+    "gradtx_complements", default=None
+)
+
+
+def one_minus(x: chex.Numeric) -> chex.Numeric:
+    """``1 − x``, the complement of a decay or mixing rate.
+
+    A Python float ``d`` gives ``1 − d`` rounded from double precision (what
+    Optax computes), whereas a float32 array holding ``d`` gives ``1 − f32(d)``
+    (``0.999`` → 1.3e-5 relative off ``0.001``). :func:`inject_hyperparams`
+    turns Python floats into float32 arrays, so while its :func:`complements`
+    context is active an array it registered gets the double-rounded value,
+    and injected and plain optimizers follow the same trajectory bit for bit.
+    Every ``1 − hyperparameter`` in gradtx's maths goes through here.
+    """
+    entry = (_COMPLEMENTS.get() or {}).get(id(x))
+    if entry is not None and entry[0] is x:
+        return entry[1]
+    return 1 - x
+
+
+@contextlib.contextmanager
+def complements(pairs: dict[int, tuple]) -> Iterator[None]:
+    """Within the block, :func:`one_minus` of ``pairs[id(x)][0]`` is ``[1]``."""
+    token = _COMPLEMENTS.set({**(_COMPLEMENTS.get() or {}), **pairs})
+    try:
+        yield
+    finally:
+        _COMPLEMENTS.reset(token)
+
+
 def ema(g: chex.Array, m: chex.Array, decay: chex.Numeric) -> chex.Array:
     """One step of an exponential moving average: ``(1 − d)·g + d·m``."""
-    return (1 - decay) * g + decay * m
+    return one_minus(decay) * g + decay * m
 
 
 def ema_sq(g: chex.Array, v: chex.Array, decay: chex.Numeric) -> chex.Array:
     """One step of an exponential moving average of ``|g|²``."""
-    return (1 - decay) * abs_sq(g) + decay * v
+    return one_minus(decay) * abs_sq(g) + decay * v
 
 
 def infinity_moment(

@@ -19,6 +19,7 @@ from ._base import (
     GradientTransformation,
     OptState,
     Updates,
+    check_state,
     stateless,
     with_extra_args_support,
 )
@@ -75,6 +76,7 @@ def snapshot(
         return SnapshotState({measure_name: measure(params)})
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state("snapshot", state, SnapshotState)
         del state, params, extra_args
         return updates, SnapshotState({measure_name: measure(updates)})
 
@@ -144,6 +146,7 @@ def monitor(
         return MonitorState(zeros, states)
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state("monitor", state, MonitorState)
         measurements, states = {}, []
         for (name, tx), s in zip(txs.items(), state.measure_states, strict=True):
             measurements[name], s = tx.update(updates, s, params, **extra_args)

@@ -35,6 +35,7 @@ from ._base import (
     OptState,
     Params,
     Updates,
+    check_state,
     with_extra_args_support,
 )
 from ._conditionals import keep_dtypes, zeros_like_output
@@ -228,6 +229,7 @@ class MultiSteps:
         **extra_args: Any,
     ) -> tuple[Updates, MultiStepsState]:
         """Accumulates ``updates``; every ``k``-th call runs the wrapped optimizer."""
+        check_state("MultiSteps", state, MultiStepsState)
         skip, skip_state = self._should_skip(updates, state.gradient_step, params)
         skip = jnp.asarray(skip)
         if (skip.dtype, skip.shape) != (jnp.bool_, ()):

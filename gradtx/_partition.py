@@ -19,10 +19,12 @@ from ._base import (
     GradientTransformation,
     OptState,
     Params,
+    check_state,
     set_to_zero,
     with_extra_args_support,
 )
 from ._state_utils import ParamsPlaceholder
+from ._tree import first_difference
 from .combine import masked
 
 
@@ -36,7 +38,8 @@ def _check_prefix(owner: str, name: str, labels: Any, tree: Any, what: str) -> N
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"{owner}: the tree structure of `{name}` does not match `{what}` "
-            f"(it must have the structure of the params, or a prefix of it).\n"
+            f"(it must have the structure of the params, or a prefix of it); "
+            f"{first_difference(labels, tree, (name, what), prefix=True)}.\n"
             f"  {name}: {jax.tree.structure(labels)}\n"
             f"  {what}: {jax.tree.structure(tree)}"
         ) from e
@@ -149,6 +152,7 @@ def _partition(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state("_partition", state, PartitionState)
         inner = getattr(state, "inner_states", None)
         if not isinstance(inner, Mapping) or set(txs) - set(inner):
             raise ValueError(

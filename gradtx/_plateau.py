@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.core import Tracer
 
 from . import _maths, _validate
-from ._base import GradientTransformation
+from ._base import GradientTransformation, check_state
 from ._tree import map_leaves
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
@@ -165,6 +165,7 @@ def reduce_on_plateau(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args
+        check_state(_OWNER, state, ReduceLROnPlateauState)
         if value is None:
             raise TypeError(
                 f"{_OWNER}: `update` needs the monitored loss as the keyword "

@@ -21,6 +21,7 @@ from ._base import (
     OptState,
     Params,
     ScalarOrSchedule,
+    check_state,
     with_extra_args_support,
 )
 from ._tree import map_leaves
@@ -113,7 +114,7 @@ def schedule_free_eval_params(state: OptState, params: Params) -> Params:
     state = _find_state(state)
     b1 = state.b1
     return map_leaves(
-        lambda y, z: (y - (1 - b1) * z) / b1,
+        lambda y, z: (y - _maths.one_minus(b1) * z) / b1,
         params,
         state.z,
         names=["state.z"],
@@ -201,6 +202,7 @@ def schedule_free(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, ScheduleFreeState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         lr = learning_rate
@@ -228,9 +230,9 @@ def schedule_free(
 
         def leaf(g, y, z_old, z_new):
             del g
-            x = (y - (1 - b1) * z_old) / b1
+            x = (y - _maths.one_minus(b1) * z_old) / b1
             x = (1 - c) * x + c * z_new
-            return (b1 * x + (1 - b1) * z_new) - y
+            return (b1 * x + _maths.one_minus(b1) * z_new) - y
 
         updates = map_leaves(
             leaf,

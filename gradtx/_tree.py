@@ -45,24 +45,107 @@ def _cast(x: Any, dtype: jnp.dtype) -> Any:
     return jnp.asarray(x).astype(dtype)
 
 
-def _paths(tree: Any) -> list[str]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+def _paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
     return [jax.tree_util.keystr(path) or "<root>" for path, _ in flat]
 
 
+def first_difference(
+    a: Any, b: Any, names: tuple[str, str] = ("first", "second"), prefix: bool = False
+) -> str:
+    """Where two trees' structures first differ, in words naming leaf paths.
+
+    With ``prefix=True``, ``a`` may be a prefix of ``b`` (a mask or label tree
+    whose leaves stand for whole subtrees of ``b``).
+    """
+    keystr = lambda k: jax.tree_util.keystr(k) or "<root>"
+    paths_a = [keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(a)[0]]
+    paths_b = [keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(b)[0]]
+    if prefix:
+        covers = lambda pa, pb: pa == "<root>" or pb == pa or pb.startswith(pa)
+        for pa in paths_a:
+            if not any(covers(pa, pb) for pb in paths_b):
+                return f"leaf {pa} of `{names[0]}` is not in `{names[1]}`"
+        for pb in paths_b:
+            if not any(covers(pa, pb) for pa in paths_a):
+                return f"leaf {pb} of `{names[1]}` is not covered by `{names[0]}`"
+        return "same leaf paths, different node types"
+    only_a, only_b = set(paths_a) - set(paths_b), set(paths_b) - set(paths_a)
+    for pa, pb in zip(paths_a, paths_b, strict=False):
+        if pa != pb:
+            if pa in only_a:
+                return f"leaf {pa} is in `{names[0]}` but not in `{names[1]}`"
+            if pb in only_b:
+                return f"leaf {pb} is in `{names[1]}` but not in `{names[0]}`"
+            return f"leaf {pa} (`{names[0]}`) vs leaf {pb} (`{names[1]}`)"
+    for p, (x, y) in ((sorted(only_a), names), (sorted(only_b), names[::-1])):
+        if p:
+            return f"leaf {p[0]} is in `{x}` but not in `{y}`"
+    return "same leaf paths, different node types"
+
+
+_STATE_HINT = "Was the state made by `init` on parameters of another structure?"
+
+
 def flatten_like(
-    treedef: Any, tree: Any, *, name: str, owner: str, ref: str = "updates"
+    treedef: Any,
+    tree: Any,
+    *,
+    name: str,
+    owner: str,
+    ref: str = "updates",
+    hint: str = _STATE_HINT,
 ) -> list[Any]:
     """The leaves of ``tree`` laid out like ``treedef``, or a clear error."""
     try:
         return treedef.flatten_up_to(tree)
     except (ValueError, TypeError) as e:
         ours = jax.tree.structure(tree)
+        where = first_difference(
+            treedef.unflatten([0] * treedef.num_leaves), tree, (ref, name)
+        )
         raise ValueError(
-            f"{owner}: `{name}` does not have the tree structure of `{ref}`.\n"
-            f"  {ref}: {treedef}\n  {name}: {ours}\n"
-            "Was the state made by `init` on parameters of another structure?"
+            f"{owner}: `{name}` does not have the tree structure of `{ref}`; "
+            f"first difference: {where}.\n"
+            f"  {ref}: {treedef}\n  {name}: {ours}\n{hint}"
         ) from e
+
+
+def check_leaf_dtypes(
+    owner: str,
+    updates: Any,
+    leaves: Sequence[Any],
+    others: Sequence[Sequence[Any]] = (),
+    names: Sequence[str] = (),
+) -> None:
+    """Raises ``TypeError`` for an update leaf that is not float or complex.
+
+    gradtx's optimizers act on inexact leaves. An integer or boolean leaf (Optax
+    rounds the step into it: 5 becomes 4) or a ``float0`` gradient (what
+    ``jax.grad(..., allow_int=True)`` returns for one) is named with the way out.
+    """
+    for i, g in enumerate(leaves):
+        dtype = _dtype(g)
+        if jnp.issubdtype(dtype, jnp.inexact):
+            continue
+        path = _paths(updates)[i]
+        kind = "a float0 gradient" if dtype == jax.dtypes.float0 else f"dtype {dtype}"
+        raise TypeError(
+            f"{owner}: leaf {path} of `updates` has {kind}; optimizers act on "
+            "float (or complex) leaves only. Keep integer and boolean leaves out "
+            "of the optimized tree (e.g. `eqx.filter`), or wrap the optimizer in "
+            "`gradtx.masked(tx, mask)` / `gradtx.freeze` so they pass through "
+            "unchanged."
+        )
+    for other, name in zip(others, names, strict=False):
+        for i, o in enumerate(other):
+            dtype = _dtype(o)
+            if not jnp.issubdtype(dtype, jnp.inexact):
+                raise TypeError(
+                    f"{owner}: leaf {_paths(updates)[i]} of `{name}` has dtype "
+                    f"{dtype} where `updates` has {_dtype(leaves[i])}; a restored "
+                    "or hand-made state of the wrong kind?"
+                )
 
 
 def _check_shapes(
@@ -113,6 +196,7 @@ def map_leaves(
         for t, n in zip(trees, names, strict=False)
     ]
     _check_shapes(updates, leaves, others, names, owner)
+    check_leaf_dtypes(owner, updates, leaves, others, names)
     outs = []
     for args in zip(leaves, *others, strict=True):
         res = fn(*(_upcast(a) for a in args))
@@ -182,7 +266,7 @@ def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -
     """The exponential moving average of ``g^order``: ``(1 − d)·g^order + d·m``."""
 
     def leaf(g, m):
-        return (1 - decay) * g**order + decay * m
+        return _maths.one_minus(decay) * g**order + decay * m
 
     return map_leaves(leaf, updates, moments, names=["moments"], owner="update_moment")
 
@@ -198,7 +282,7 @@ def update_moment_per_elem_norm(
 
     def leaf(g, m):
         norm = _maths.abs_sq(g) if order == 2 else jnp.abs(g) ** order
-        return (1 - decay) * norm + decay * m
+        return _maths.one_minus(decay) * norm + decay * m
 
     return map_leaves(
         leaf, updates, moments, names=["moments"], owner="update_moment_per_elem_norm"

@@ -10,9 +10,11 @@ taken over the whole leaf.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from . import _validate
@@ -65,18 +67,29 @@ def fromage(
     """
     _validate.scalar_or_schedule("fromage", "learning_rate", learning_rate)
     if callable(learning_rate):
-        mult = lambda count: 1 / (1 + learning_rate(count) ** 2) ** 0.5
+        factors = lambda count: _fromage_factors(learning_rate(count))
         return chain(
             scale_by_trust_ratio(min_norm),
-            _lr("fromage", lambda count: mult(count) * learning_rate(count)),
-            add_decayed_weights(lambda count: mult(count) - 1),
+            _lr("fromage", lambda count: factors(count)[0]),
+            add_decayed_weights(lambda count: factors(count)[1]),
         )
-    mult = 1 / (1 + learning_rate**2) ** 0.5
+    step, decay = _fromage_factors(learning_rate)
     return chain(
         scale_by_trust_ratio(min_norm),
-        _lr("fromage", learning_rate * mult),
-        _add_scaled_params(mult - 1),
+        _lr("fromage", step),
+        _add_scaled_params(decay),
     )
+
+
+@functools.partial(jax.jit, inline=True)
+def _fromage_factors(lr: chex.Numeric) -> tuple[chex.Array, chex.Array]:
+    """``(η / √(1 + η²), 1 / √(1 + η²) − 1)``, compiled alike for every caller.
+
+    A constant ``η`` and a traced one (:func:`gradtx.inject_hyperparams`) are
+    therefore rounded the same way, in float32.
+    """
+    mult = 1 / (1 + lr**2) ** 0.5
+    return lr * mult, mult - 1
 
 
 def lars(

@@ -11,9 +11,11 @@ from ._base import (
     GradientTransformation,
     OptState,
     Params,
+    check_state,
     with_extra_args_support,
 )
 from ._state_utils import ParamsPlaceholder
+from ._tree import first_difference
 
 
 def _check_transforms(owner: str, txs: Any) -> None:
@@ -137,7 +139,8 @@ def _apply_mask(tree: Any, mask_tree: Any, what: str) -> Any:
             raise
         raise ValueError(
             f"masked: the mask's tree structure does not match `{what}` (the "
-            f"mask must have the structure of the params, or a prefix of it).\n"
+            f"mask must have the structure of the params, or a prefix of it); "
+            f"{first_difference(mask_tree, tree, ('mask', what), prefix=True)}.\n"
             f"  mask:  {jax.tree.structure(mask_tree)}\n"
             f"  {what}: {jax.tree.structure(tree)}"
         ) from e
@@ -187,6 +190,7 @@ def masked(
         return MaskedState(inner.init(_apply_mask(params, mask_tree, "params")))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state("masked", state, MaskedState)
         mask_tree = _resolve_mask(mask, updates)
         masked_updates = _apply_mask(updates, mask_tree, "updates")
         masked_params = None

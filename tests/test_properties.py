@@ -88,13 +88,23 @@ def test_jitted_scan_matches_eager_and_state_is_a_stable_carry(id_, name, kwargs
 
 
 @pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=IDS)
-def test_update_dtype_follows_a_bfloat16_gradient(id_, name, kwargs):
-    # float32 is covered above; float16 takes the same path (test_base).
+def test_update_dtype_follows_a_bfloat16_gradient_and_edge_leaves_pass(
+    id_, name, kwargs
+):
+    # float32 is covered above; float16 takes the same path (test_base). The
+    # documented leaf policy (docs/bad-inputs.md): a None leaf stays None, an
+    # empty subtree stays empty, a zero-size leaf gets a zero-size update.
     opt = make(name, **kwargs)
-    p = _params(dtype=jnp.bfloat16)
+    p = {
+        **_params(dtype=jnp.bfloat16),
+        "none": None,
+        "sub": {},
+        "empty": jnp.zeros((0, 3), jnp.bfloat16),
+    }
     g = jax.tree.map(lambda x: jnp.full_like(x, 0.25), p)
     s0 = opt.init(p)
     u, s1 = jax.jit(opt.update)(g, s0, p)
+    assert u["none"] is None and u["sub"] == {} and u["empty"].shape == (0, 3)
     for x, y in zip(jax.tree.leaves(u), jax.tree.leaves(g), strict=True):
         assert x.dtype == y.dtype
         assert bool(jnp.all(jnp.isfinite(x)))

@@ -8,7 +8,7 @@ import chex
 import jax.numpy as jnp
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates
+from .._base import GradientTransformation, Updates, check_state
 from .._tree import map_leaves, tree_zeros_like
 
 
@@ -32,7 +32,7 @@ def _first_moment_hat(g, mu, b1, c1, c1_next):
     """``m̂``: bias-corrected, or Nesterov's look-ahead when ``c1_next`` is set."""
     if c1_next is None:
         return mu / c1
-    return b1 * (mu / c1_next) + (1 - b1) * (g / c1)
+    return b1 * (mu / c1_next) + _maths.one_minus(b1) * (g / c1)
 
 
 def _bias_corrections(b1, b2, count, nesterov):
@@ -90,6 +90,7 @@ def scale_by_adam(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("scale_by_adam", state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
         c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
         consts = dict(
@@ -154,6 +155,7 @@ def scale_by_amsgrad(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAmsgradState)
         count = _maths.safe_increment(state.count)
         c1 = _maths.debias_factor(b1, count) if bias_correction_mu else 1
         c2 = _maths.debias_factor(b2, count) if bias_correction_nu else 1
@@ -207,6 +209,7 @@ def scale_by_adamax(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("scale_by_adamax", state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
         c1 = _maths.debias_factor(b1, count)
 

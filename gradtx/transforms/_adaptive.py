@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _maths, _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, Updates
+from .._base import NO_PARAMS_MSG, GradientTransformation, Updates, check_state
 from .._tree import (
     _cast,
     _dtype,
@@ -103,6 +103,7 @@ def scale_by_novograd(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        check_state(owner, state, ScaleByNovogradState)
         if decays and params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         leaves, treedef = jax.tree.flatten(updates)
@@ -180,6 +181,7 @@ def scale_by_adadelta(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdaDeltaState)
         updates, e_g, e_x = map_leaves(
             leaf,
             updates,
@@ -239,6 +241,7 @@ def scale_by_adan(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdanState)
         first = state.t == 0
         t = _maths.safe_increment(state.t)
         c1, c2, c3 = (_maths.debias_factor(b, t) for b in (b1, b2, b3))
@@ -247,8 +250,9 @@ def scale_by_adan(
             diff = jnp.where(first, jnp.zeros_like(g), g - g_prev)
             m = _maths.ema(g, m, b1)
             v = _maths.ema(diff, v, b2)
-            n = _maths.ema_sq(g + (1 - b2) * diff, n, b3)
-            step = (m / c1 + (1 - b2) * (v / c2)) / (jnp.sqrt(n / c3 + eps_root) + eps)
+            mix = _maths.one_minus(b2)
+            n = _maths.ema_sq(g + mix * diff, n, b3)
+            step = (m / c1 + mix * (v / c2)) / (jnp.sqrt(n / c3 + eps_root) + eps)
             return step, m, v, n, g
 
         updates, m, v, n, g = map_leaves(
@@ -295,9 +299,10 @@ def _sm3_leaf(g, mus, nu, *, b1, b2, eps):
             for i, m in enumerate(mus)
         ]
         prev = functools.reduce(jnp.minimum, axes)
-    fresh = 1.0 if not isinstance(b2, jax.core.Tracer) and b2 == 1.0 else 1 - b2
     if isinstance(b2, jax.core.Tracer):
-        fresh = jnp.where(b2 == 1.0, 1.0, 1 - b2)
+        fresh = jnp.where(b2 == 1.0, 1.0, _maths.one_minus(b2))
+    else:
+        fresh = 1.0 if b2 == 1.0 else _maths.one_minus(b2)
     acc = fresh * _maths.abs_sq(g) + b2 * prev
     step = g * jnp.where(acc > 0, jax.lax.rsqrt(acc + eps), 0.0)
     nu = _maths.ema(step, nu, b1)
@@ -344,6 +349,7 @@ def scale_by_sm3(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleBySM3State)
         leaves, treedef = jax.tree.flatten(updates)
         mus = flatten_like(treedef, state.mu, name="mu", owner=owner)
         nus = flatten_like(treedef, state.nu, name="nu", owner=owner)
@@ -432,6 +438,7 @@ def scale_by_rprop(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByRpropState)
         updates, steps, prev = map_leaves(
             leaf,
             updates,
@@ -490,6 +497,7 @@ def scale_by_optimistic_gradient(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByOptimisticGradientState)
         first = state.is_initial_step
 
         def leaf(g, prev):

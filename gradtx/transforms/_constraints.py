@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._base import NO_PARAMS_MSG, EmptyState, GradientTransformation
+from .._base import NO_PARAMS_MSG, EmptyState, GradientTransformation, check_state
 from .._tree import flatten_like, map_leaves
 
 NonNegativeParamsState = EmptyState
@@ -91,6 +91,7 @@ def zero_nans() -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         # The flags are per leaf, so only the tree structure can be checked.
+        check_state(owner, state, ZeroNansState)
         flatten_like(
             jax.tree.structure(updates), state.found_nan, name="state", owner=owner
         )

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates
+from .._base import GradientTransformation, Updates, check_state
 from .._tree import _paths, _upcast, flatten_like
 
 
@@ -74,11 +74,11 @@ def _factored_leaf(g, v_row, v_col, v, decay, epsilon, axes):
     """One leaf: the scaled update and the new ``(v_row, v_col, v)``."""
     g2 = _maths.abs_sq(g) + epsilon
     if axes is None:
-        v = decay * v + (1.0 - decay) * g2
+        v = decay * v + _maths.one_minus(decay) * g2
         return g * v**-0.5, v_row, v_col, v
     d1, d0 = axes
-    v_row = decay * v_row + (1.0 - decay) * jnp.mean(g2, axis=d0)
-    v_col = decay * v_col + (1.0 - decay) * jnp.mean(g2, axis=d1)
+    v_row = decay * v_row + _maths.one_minus(decay) * jnp.mean(g2, axis=d0)
+    v_col = decay * v_col + _maths.one_minus(decay) * jnp.mean(g2, axis=d1)
     # In v_row (axis d0 removed) the old axis d1 has moved left if d1 > d0.
     row_axis = d1 - 1 if d1 > d0 else d1
     row_mean = jnp.mean(v_row, axis=row_axis, keepdims=True)
@@ -180,6 +180,7 @@ def scale_by_factored_rms(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        check_state(owner, state, FactoredState)
         leaves, treedef = jax.tree.flatten(updates)
         trees = [state.v_row, state.v_col, state.v]
         names = ["v_row", "v_col", "v"]

@@ -17,7 +17,13 @@ import jax
 import jax.numpy as jnp
 
 from .. import _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, Params, Updates
+from .._base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    Params,
+    Updates,
+    check_state,
+)
 from .._maths import safe_increment
 from .._tree import map_leaves, tree_zeros_like
 from ._linesearch import tree_add_scale, tree_sq_norm, tree_vdot
@@ -117,6 +123,7 @@ def scale_by_lbfgs(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        check_state(owner, state, ScaleByLBFGSState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         first = state.count == 0

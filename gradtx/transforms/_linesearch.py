@@ -30,7 +30,13 @@ import jax
 import jax.numpy as jnp
 
 from .. import _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, Params, Updates
+from .._base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    Params,
+    Updates,
+    check_state,
+)
 from .._tree import _upcast, flatten_like, map_leaves, tree_zeros_like
 
 # --------------------------------------------------------------------------
@@ -246,6 +252,7 @@ def scale_by_backtracking_linesearch(
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra
     ):
+        check_state(owner, state, ScaleByBacktrackingLinesearchState)
         check_objective_args(owner, params, value, grad, value_fn)
         f = functools.partial(value_fn, **objective_kwargs(owner, value_fn, extra))
         dt = state.learning_rate.dtype

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates, init_empty_state
+from .._base import GradientTransformation, Updates, check_state, init_empty_state
 from .._tree import global_norm, map_leaves, tree_zeros_like
 
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
@@ -157,6 +157,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("apply_every", state, ApplyEvery)
         phase = state.count % k
         keep, emit = phase != 0, phase == k - 1
 

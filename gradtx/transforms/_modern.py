@@ -14,7 +14,7 @@ import chex
 import jax.numpy as jnp
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, ScalarOrSchedule, Updates
+from .._base import GradientTransformation, ScalarOrSchedule, Updates, check_state
 from .._tree import map_leaves, tree_zeros_like
 from ._adam import ScaleByAdamState
 
@@ -79,6 +79,7 @@ def scale_by_adopt(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdamState)
         started = state.count > 0
         clip_value = clip_value_fn(state.count) if use_clipping else None
         # The decays as float32 arrays, so 1 − b rounds as in Optax.
@@ -171,6 +172,7 @@ def scale_by_ademamix(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdemamixState)
         c_b3 = _value(b3, state.count_m2)
         c_alpha = _value(alpha, state.count_m2)
         count = _maths.safe_increment(state.count)
@@ -243,6 +245,7 @@ def scale_by_simplified_ademamix(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleBySimplifiedAdEMAMixState)
         c_alpha = _value(alpha, state.t)
         t = _maths.safe_increment(state.t)
         c2 = _maths.debias_factor(b2, t)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates
+from .._base import GradientTransformation, Updates, check_state
 from .._tree import map_leaves, tree_full_like, tree_zeros_like
 
 
@@ -55,6 +55,7 @@ def trace(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("trace", state, TraceState)
         leaf = lambda g, t: _trace_leaf(g, t, decay=decay, nesterov=nesterov)
         updates, new = map_leaves(
             leaf, updates, state.trace, names=["trace"], owner="trace", nout=2
@@ -96,6 +97,7 @@ def ema(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("ema", state, EmaState)
         count = _maths.safe_increment(state.count)
         c = _maths.debias_factor(decay, count) if debias else None
 
@@ -172,6 +174,7 @@ def scale_by_rms(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("scale_by_rms", state, (ScaleByRmsState, ScaleByRmsWithCountState))
         count = _maths.safe_increment(state.count) if bias_correction else None
         c = _maths.debias_factor(decay, count) if bias_correction else None
 
@@ -237,6 +240,11 @@ def scale_by_stddev(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(
+            "scale_by_stddev",
+            state,
+            (ScaleByRStdDevState, ScaleByRStdDevWithCountState),
+        )
         count = _maths.safe_increment(state.count) if bias_correction else None
         c = _maths.debias_factor(decay, count) if bias_correction else None
 
@@ -299,6 +307,7 @@ def scale_by_rss(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("scale_by_rss", state, ScaleByRssState)
         updates, s = map_leaves(
             leaf,
             updates,

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates, init_empty_state
+from .._base import GradientTransformation, Updates, check_state, init_empty_state
 from .._tree import _paths, flatten_like, map_leaves, tree_zeros_like
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
@@ -276,6 +276,7 @@ def scale_by_muon(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, MuonState)
         count = _maths.safe_increment(state.count)
         c1 = _maths.debias_factor(beta, count)
         c1_next = _maths.debias_factor(beta, _maths.safe_increment(count))
@@ -286,7 +287,7 @@ def scale_by_muon(
             path, dim_nums = next(dims)
             mu = _maths.ema(g, mu, beta)
             if nesterov:
-                mu_hat = beta * (mu / c1_next) + (1 - beta) * (g / c1)
+                mu_hat = beta * (mu / c1_next) + _maths.one_minus(beta) * (g / c1)
             else:
                 mu_hat = mu / c1
             to_batch, from_batch, _, _ = _matrix_view(owner, path, g.shape, dim_nums)

@@ -17,7 +17,13 @@ import jax
 import jax.numpy as jnp
 
 from .. import _maths, _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, ScalarOrSchedule, Updates
+from .._base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    ScalarOrSchedule,
+    Updates,
+    check_state,
+)
 from .._tree import map_leaves, tree_zeros_like
 
 
@@ -145,6 +151,7 @@ def prodigy(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        check_state(owner, state, ProdigyState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         count = _maths.safe_increment(state.count)
@@ -156,8 +163,8 @@ def prodigy(
 
         def moments(g, ea, eas, s, p0, p):
             dg = d * g
-            ea = beta1 * ea + (1 - beta1) * dg
-            eas = beta2 * eas + (1 - beta2) * dg * dg
+            ea = beta1 * ea + _maths.one_minus(beta1) * dg
+            eas = beta2 * eas + _maths.one_minus(beta2) * dg * dg
             s = beta3 * s + weight * dg / estim_lr0
             return g, ea, eas, s, p0, p, jnp.vdot(g, p0 - p), jnp.sum(jnp.abs(s))
 

@@ -13,6 +13,7 @@ from .._base import (
     GradientTransformation,
     ScalarOrSchedule,
     Schedule,
+    check_state,
     identity,
     init_empty_state,
 )
@@ -74,7 +75,14 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state("scale_by_schedule", state, ScaleByScheduleState)
         step_size = step_size_fn(state.count)
+        if jnp.ndim(step_size) != 0:
+            raise ValueError(
+                "scale_by_schedule: the schedule must return a scalar, got shape "
+                f"{jnp.shape(step_size)}; a per-leaf or per-element step would "
+                "broadcast the updates into another shape."
+            )
         updates = map_leaves(
             lambda g: step_size * g, updates, owner="scale_by_schedule"
         )

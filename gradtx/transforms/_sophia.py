@@ -21,6 +21,7 @@ from .._base import (
     GradientTransformation,
     OptState,
     Updates,
+    check_state,
     with_extra_args_support,
 )
 from .._tree import map_leaves, tree_zeros_like
@@ -77,6 +78,7 @@ def hutchinson_estimator_diag_hessian(
 
     def update_fn(updates, state, params=None, obj_fn=None, **extra_args):
         del updates, extra_args
+        check_state("hutchinson_estimator_diag_hessian", state, HutchinsonState)
         owner = "hutchinson_estimator_diag_hessian"
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
@@ -197,6 +199,7 @@ def scale_by_sophia(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_state(owner, state, SophiaState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         count = _maths.safe_increment(state.count)

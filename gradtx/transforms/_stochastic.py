@@ -23,7 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _maths, _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, Updates, init_empty_state
+from .._base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    Updates,
+    check_state,
+    init_empty_state,
+)
 from .._tree import _paths, _upcast, flatten_like, map_leaves, tree_sum_of_squares
 
 
@@ -109,6 +115,7 @@ def add_noise(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, AddNoiseState)
         count = _maths.safe_increment(state.count)
         std = jnp.sqrt(eta / count**gamma)
         rng_key, sample_key = jax.random.split(state.rng_key)
@@ -292,6 +299,7 @@ def scale_by_distance_over_gradients(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        check_state(owner, state, ScaleByDistanceOverGradientsState)
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         leaves, treedef = jax.tree.flatten(updates)

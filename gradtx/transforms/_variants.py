@@ -15,7 +15,7 @@ import chex
 import jax.numpy as jnp
 
 from .. import _maths, _validate
-from .._base import GradientTransformation, Updates, init_empty_state
+from .._base import GradientTransformation, Updates, check_state, init_empty_state
 from .._tree import map_leaves, tree_full_like, tree_zeros_like
 from ._adam import (
     ScaleByAdamState,
@@ -112,6 +112,7 @@ def scale_by_lion(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByLionState)
         updates, mu = map_leaves(
             leaf, updates, state.mu, names=["mu"], owner=owner, nout=2
         )
@@ -169,6 +170,7 @@ def scale_by_belief(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByBeliefState)
         count = _maths.safe_increment(state.count)
         c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
 
@@ -229,13 +231,14 @@ def scale_by_yogi(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
         c1, c2, _ = _bias_corrections(b1, b2, count, False)
 
         def leaf(g, mu, nu):
             mu = _maths.ema(g, mu, b1)
             g2 = _maths.abs_sq(g)
-            nu = nu - (1 - b2) * jnp.sign(nu - g2) * g2
+            nu = nu - _maths.one_minus(b2) * jnp.sign(nu - g2) * g2
             return (mu / c1) / (jnp.sqrt(nu / c2 + eps_root) + eps), mu, nu
 
         updates, mu, nu = map_leaves(
@@ -259,7 +262,7 @@ def _radam_rho(b2, count):
     ``b2``), ``ρ_t = ρ_∞ − 2t·b2^t/(1 − b2^t)`` and
     ``r_t = sqrt((ρ_t − 4)(ρ_t − 2)ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2)ρ_t))``.
     """
-    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    rho_inf = 2.0 / _maths.one_minus(b2) - 1.0
     b2t = b2**count
     rho = rho_inf - 2 * count * b2t / (1 - b2t)
     num = (rho - 4.0) * (rho - 2.0) * rho_inf
@@ -306,6 +309,7 @@ def scale_by_radam(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        check_state(owner, state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
         c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
         rho, r = _radam_rho(b2, count)

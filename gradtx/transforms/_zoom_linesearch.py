@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _validate
-from .._base import GradientTransformation, Updates
+from .._base import GradientTransformation, Updates, check_state
 from .._maths import safe_increment
 from .._tree import map_leaves, tree_zeros_like
 from ._linesearch import (
@@ -214,6 +214,7 @@ def scale_by_zoom_linesearch(
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra
     ):
+        check_state(owner, state, ScaleByZoomLinesearchState)
         check_objective_args(owner, params, value, grad, value_fn)
         kwargs = objective_kwargs(owner, value_fn, extra)
         value_and_grad = jax.value_and_grad(functools.partial(value_fn, **kwargs))
