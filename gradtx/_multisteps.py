@@ -40,7 +40,7 @@ from ._base import (
 )
 from ._conditionals import keep_dtypes, zeros_like_output
 from ._maths import safe_increment
-from ._tree import map_leaves, tree_sum_of_squares, tree_zeros_like
+from ._tree import map_leaves, state_zeros_like, tree_sum_of_squares, tree_zeros_like
 from .combine import _check_transforms
 
 
@@ -200,7 +200,7 @@ class MultiSteps:
             mini_step=jnp.zeros([], jnp.int32),
             gradient_step=gradient_step,
             inner_opt_state=self._opt.init(params),
-            acc_grads=tree_zeros_like(params, self._accumulator_dtype),
+            acc_grads=state_zeros_like(params, self._accumulator_dtype),
             skip_state=skip_state,
         )
 

@@ -14,7 +14,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from . import _maths, _validate
+from . import _maths, _tree, _validate
 from ._base import (
     NO_PARAMS_MSG,
     GradientTransformation,
@@ -191,7 +191,10 @@ def schedule_free(
 
     def init_fn(params):
         dt = _scalar_dtype(params)
-        z = jax.tree.map(lambda p: jnp.array(p, dtype=state_dtype, copy=True), params)
+        z = jax.tree.map(
+            lambda p: jnp.array(p, dtype=_tree.state_dtype(p, state_dtype), copy=True),
+            params,
+        )
         return ScheduleFreeState(
             b1=jnp.asarray(b1, dt),
             weight_sum=jnp.zeros([], dt),

@@ -42,7 +42,33 @@ def _upcast(x: Any) -> Any:
 
 
 def _cast(x: Any, dtype: jnp.dtype) -> Any:
-    return jnp.asarray(x).astype(dtype)
+    x = jnp.asarray(x)
+    if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"writing a {x.dtype} result into a {dtype} array would drop its "
+            "imaginary part; give complex leaves a complex state dtype."
+        )
+    return x.astype(dtype)
+
+
+def state_dtype(leaf: Any, dtype: Any) -> Any:
+    """The dtype of a state leaf for ``leaf`` when the user asked for ``dtype``.
+
+    ``None`` keeps the leaf's dtype. A real ``dtype`` for a complex leaf gives
+    the complex dtype of that precision (float32 -> complex64), so an option
+    such as ``mu_dtype=jnp.float32`` never drops an imaginary part.
+    """
+    if dtype is None:
+        return None
+    dtype = jnp.dtype(dtype)
+    if jnp.iscomplexobj(leaf) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        return jnp.result_type(dtype, jnp.complex64)
+    return dtype
+
+
+def state_zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """Zeros like every leaf of ``tree`` in :func:`state_dtype` ``(leaf, dtype)``."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=state_dtype(x, dtype)), tree)
 
 
 def _paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
@@ -166,6 +192,19 @@ def _check_shapes(
                 )
 
 
+def _reject_complex(
+    owner: str, updates: Any, columns: Sequence[Sequence[Any]], reason: Any
+) -> None:
+    for column in columns:
+        for i, x in enumerate(column):
+            if jnp.iscomplexobj(x):
+                why = reason if isinstance(reason, str) else "its maths is real-only"
+                raise TypeError(
+                    f"{owner}: complex leaf {_paths(updates)[i]} (dtype "
+                    f"{_dtype(x)}) is not supported: {why}."
+                )
+
+
 def map_leaves(
     fn: Callable[..., Any],
     updates: Any,
@@ -173,6 +212,7 @@ def map_leaves(
     names: Sequence[str] = (),
     owner: str = "gradtx",
     nout: int = 1,
+    complex_ok: bool | str = True,
 ) -> Any:
     """Applies ``fn(g, *others)`` leaf by leaf and returns the new tree(s).
 
@@ -185,6 +225,9 @@ def map_leaves(
       names: a name for each of ``trees``, used in error messages.
       owner: the transformation's name, used in error messages.
       nout: the number of outputs of ``fn``.
+      complex_ok: ``True`` where ``fn``'s maths holds for complex leaves
+        (``|g|² = conj(g)·g``); otherwise the reason it does not, and a complex
+        leaf in any of the trees raises ``TypeError`` naming it.
 
     Returns:
       A tree like ``updates`` (``nout == 1``) or a tuple of ``nout`` trees.
@@ -197,6 +240,8 @@ def map_leaves(
     ]
     _check_shapes(updates, leaves, others, names, owner)
     check_leaf_dtypes(owner, updates, leaves, others, names)
+    if complex_ok is not True:
+        _reject_complex(owner, updates, [leaves, *others], complex_ok)
     outs = []
     for args in zip(leaves, *others, strict=True):
         res = fn(*(_upcast(a) for a in args))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
-from .._tree import map_leaves, tree_zeros_like
+from .._tree import map_leaves, state_zeros_like, tree_zeros_like
 
 
 class ScaleByAdamState(NamedTuple):
@@ -84,7 +84,7 @@ def scale_by_adam(
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params, mu_dtype),
+            mu=state_zeros_like(params, mu_dtype),
             nu=tree_zeros_like(params),
         )
 
@@ -148,7 +148,7 @@ def scale_by_amsgrad(
     def init_fn(params):
         return ScaleByAmsgradState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params, mu_dtype),
+            mu=state_zeros_like(params, mu_dtype),
             nu=tree_zeros_like(params),
             nu_max=tree_zeros_like(params),
         )

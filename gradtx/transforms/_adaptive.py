@@ -27,6 +27,7 @@ from .._tree import (
     _upcast,
     flatten_like,
     map_leaves,
+    state_zeros_like,
     tree_full_like,
     tree_zeros_like,
 )
@@ -98,7 +99,7 @@ def scale_by_novograd(
     def init_fn(params):
         nu = jax.tree.map(lambda p: jnp.zeros([], _dtype(p)), params)
         return ScaleByNovogradState(
-            count=jnp.zeros([], jnp.int32), mu=tree_zeros_like(params, mu_dtype), nu=nu
+            count=jnp.zeros([], jnp.int32), mu=state_zeros_like(params, mu_dtype), nu=nu
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -330,7 +331,8 @@ def scale_by_sm3(
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleBySM3State`.
       Unlike Optax, scalar leaves (one accumulator of shape ``()``) and empty
-      leaves of rank >= 2 work; complex leaves raise, as in Optax.
+      leaves of rank >= 2 work, and so do complex leaves (the accumulators hold
+      ``|g|² = conj(g)·g``), which Optax rejects.
     """
     owner = "scale_by_sm3"
     _validate.decay(owner, "b1", b1, allow_one=True)
@@ -338,11 +340,6 @@ def scale_by_sm3(
     _validate.non_negative(owner, "eps", eps)
 
     def init_fn(params):
-        for path, x in zip(_paths(params), jax.tree.leaves(params), strict=True):
-            if jnp.iscomplexobj(x):
-                raise ValueError(
-                    f"{owner}: complex parameters are not supported (leaf {path})."
-                )
         return ScaleBySM3State(
             mu=jax.tree.map(_sm3_cover, params), nu=tree_zeros_like(params)
         )
@@ -447,6 +444,7 @@ def scale_by_rprop(
             names=["step_sizes", "prev_updates"],
             owner=owner,
             nout=3,
+            complex_ok="it compares the signs of successive gradients",
         )
         return updates, ScaleByRpropState(step_sizes=steps, prev_updates=prev)
 

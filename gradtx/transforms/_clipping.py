@@ -33,7 +33,9 @@ def clip(max_delta: chex.Numeric) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         leaf = lambda g: jnp.clip(g, -max_delta, max_delta)
-        return map_leaves(leaf, updates, owner="clip"), state
+        return map_leaves(
+            leaf, updates, owner="clip", complex_ok="clipping by value needs an order"
+        ), state
 
     return GradientTransformation(init_empty_state, update_fn)
 

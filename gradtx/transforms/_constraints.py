@@ -46,7 +46,14 @@ def keep_params_nonnegative() -> GradientTransformation:
         del extra_args
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
-        out = map_leaves(leaf, updates, params, names=["params"], owner=owner)
+        out = map_leaves(
+            leaf,
+            updates,
+            params,
+            names=["params"],
+            owner=owner,
+            complex_ok="complex numbers have no sign to keep non-negative",
+        )
         return out, state
 
     return GradientTransformation(init_fn, update_fn)

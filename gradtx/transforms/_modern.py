@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, ScalarOrSchedule, Updates, check_state
-from .._tree import map_leaves, tree_zeros_like
+from .._tree import map_leaves, state_zeros_like, tree_zeros_like
 from ._adam import ScaleByAdamState
 
 
@@ -73,7 +73,7 @@ def scale_by_adopt(
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params, mu_dtype),
+            mu=state_zeros_like(params, mu_dtype),
             nu=tree_zeros_like(params),
         )
 
@@ -105,6 +105,7 @@ def scale_by_adopt(
             names=["mu", "nu"],
             owner=owner,
             nout=3,
+            complex_ok=not use_clipping or "its clipping by value needs an order",
         )
         count = _maths.safe_increment(state.count)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
@@ -166,7 +167,7 @@ def scale_by_ademamix(
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
 
     def init_fn(params):
-        zeros = tree_zeros_like(params, mu_dtype)
+        zeros = state_zeros_like(params, mu_dtype)
         count = jnp.zeros([], jnp.int32)
         return ScaleByAdemamixState(count, count, zeros, zeros, zeros)
 

@@ -15,7 +15,7 @@ from jax import lax
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
-from .._tree import map_leaves, tree_full_like, tree_zeros_like
+from .._tree import map_leaves, state_zeros_like, tree_full_like, tree_zeros_like
 
 
 class TraceState(NamedTuple):
@@ -51,7 +51,7 @@ def trace(
     acc_dtype = _validate.float_dtype("trace", "accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return TraceState(trace=tree_zeros_like(params, acc_dtype))
+        return TraceState(trace=state_zeros_like(params, acc_dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -92,7 +92,7 @@ def ema(
 
     def init_fn(params):
         return EmaState(
-            count=jnp.zeros([], jnp.int32), ema=tree_zeros_like(params, acc_dtype)
+            count=jnp.zeros([], jnp.int32), ema=state_zeros_like(params, acc_dtype)
         )
 
     def update_fn(updates, state, params=None, **extra_args):

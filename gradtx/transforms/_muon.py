@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
-from .._tree import _paths, flatten_like, map_leaves, tree_zeros_like
+from .._tree import _paths, flatten_like, map_leaves, state_zeros_like
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 NS_COEFFS_PRESETS = {
@@ -104,7 +104,7 @@ def _first_step(x, c, preconditioning):
         s = s[:, None]
         x, a = x * s, a * s * s.T
     else:  # schatten
-        a = x @ x.T
+        a = x @ x.T.conj()
         s = jax.lax.rsqrt(jnp.clip(jnp.linalg.norm(a), min=_PRECONDITION_FLOOR))
         x, a = x * s, a * s**2
     b = c[1] * a + (c[2] * a) @ a
@@ -270,7 +270,7 @@ def scale_by_muon(
     def init_fn(params):
         return MuonState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params, mu_dtype),
+            mu=state_zeros_like(params, mu_dtype),
             ns_coeffs=jnp.asarray(ns_coeffs),
         )
 
@@ -298,7 +298,7 @@ def scale_by_muon(
             )
             step = from_batch(ortho(to_batch(mu_hat)))
             if adaptive:
-                step = jnp.sum(mu_hat.conj() * step) * step
+                step = jnp.sum(mu_hat.conj() * step).real * step
             return step, mu
 
         updates, mu = map_leaves(

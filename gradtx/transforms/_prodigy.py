@@ -45,7 +45,8 @@ def _lowest_dtype(params):
     dtypes = [jnp.result_type(x) for x in jax.tree.leaves(params)]
     if not dtypes:
         return jnp.dtype(jnp.float32)
-    return min(dtypes, key=lambda d: jnp.finfo(d).bits)
+    # A real dtype (complex64 -> float32): the estimates are real numbers.
+    return jnp.finfo(min(dtypes, key=lambda d: jnp.finfo(d).bits)).dtype
 
 
 def _total(parts):
@@ -164,9 +165,18 @@ def prodigy(
         def moments(g, ea, eas, s, p0, p):
             dg = d * g
             ea = beta1 * ea + _maths.one_minus(beta1) * dg
-            eas = beta2 * eas + _maths.one_minus(beta2) * dg * dg
+            eas = beta2 * eas + _maths.one_minus(beta2) * _maths.abs_sq(dg)
             s = beta3 * s + weight * dg / estim_lr0
-            return g, ea, eas, s, p0, p, jnp.vdot(g, p0 - p), jnp.sum(jnp.abs(s))
+            return (
+                g,
+                ea,
+                eas,
+                s,
+                p0,
+                p,
+                jnp.real(jnp.vdot(g, p0 - p)),
+                jnp.sum(jnp.abs(s)),
+            )
 
         trees = (state.exp_avg, state.exp_avg_sq, state.grad_sum, state.params0)
         _, ea, eas, s, _, _, dots, l1s = map_leaves(

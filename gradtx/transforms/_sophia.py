@@ -24,7 +24,7 @@ from .._base import (
     check_state,
     with_extra_args_support,
 )
-from .._tree import map_leaves, tree_zeros_like
+from .._tree import map_leaves, state_zeros_like, tree_zeros_like
 from ..tree import random_like
 
 
@@ -92,7 +92,12 @@ def hutchinson_estimator_diag_hessian(
         signs = jax.tree.map(lambda s, p: s.astype(jnp.result_type(p)), signs, params)
         hvp = jax.jvp(jax.grad(obj_fn), (params,), (signs,))[1]
         diag = map_leaves(
-            lambda hv, v: hv * v, hvp, signs, names=["probe"], owner=owner
+            lambda hv, v: hv * v,
+            hvp,
+            signs,
+            names=["probe"],
+            owner=owner,
+            complex_ok="real Rademacher probes do not estimate a complex diagonal",
         )
         return diag, HutchinsonState(key=key)
 
@@ -193,7 +198,7 @@ def scale_by_sophia(
     def init_fn(params):
         return SophiaState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params, mu_dtype),
+            mu=state_zeros_like(params, mu_dtype),
             nu=tree_zeros_like(params),
             hessian_fn_state=hessian_fn.init(params),
         )
@@ -214,7 +219,7 @@ def scale_by_sophia(
 
         steps, mu = map_leaves(
             leaf, updates, state.mu, state.nu, names=["mu", "nu"], owner=owner,
-            nout=2,
+            nout=2, complex_ok="it clips by value and needs a real Hessian diagonal",
         )  # fmt: skip
         if verbose and clip_threshold is not None and print_win_rate_every_n_steps:
             _print_win_rate(steps, clip_threshold, count, print_win_rate_every_n_steps)

@@ -30,7 +30,14 @@ from .._base import (
     check_state,
     init_empty_state,
 )
-from .._tree import _paths, _upcast, flatten_like, map_leaves, tree_sum_of_squares
+from .._tree import (
+    _paths,
+    _upcast,
+    flatten_like,
+    map_leaves,
+    state_dtype,
+    tree_sum_of_squares,
+)
 
 
 class AddNoiseState(NamedTuple):
@@ -67,8 +74,10 @@ def add_noise(
     afresh at each step (one key per leaf, split from the state's key), the
     noise variance is :math:`\sigma_t^2 = \eta / t^\gamma`. Noise for
     bfloat16/float16 leaves is drawn in float32 and the sum cast back; other
-    leaves draw in their own dtype, as in Optax (same numbers). See
-    :func:`gradtx.noisy_sgd` for the reference.
+    leaves draw in their own dtype, as in Optax (same numbers). For a complex
+    leaf :math:`\xi` is ``jax.random.normal``'s complex normal,
+    :math:`E|\xi|^2 = 1` (variance 1/2 in each of the real and imaginary
+    parts). See :func:`gradtx.noisy_sgd` for the reference.
 
     Args:
       eta: the initial variance :math:`\eta >= 0`.
@@ -284,7 +293,9 @@ def scale_by_distance_over_gradients(
 
         init_params = params
         if param_dtype is not None:
-            init_params = jax.tree.map(lambda x: jnp.asarray(x, param_dtype), params)
+            init_params = jax.tree.map(
+                lambda x: jnp.asarray(x, state_dtype(x, param_dtype)), params
+            )
         return ScaleByDistanceOverGradientsState(
             max_dist=jax.tree.map(start, params),
             grad_sum_of_squares=jax.tree.map(lambda _: jnp.zeros(1), params),

@@ -16,13 +16,15 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
-from .._tree import map_leaves, tree_full_like, tree_zeros_like
+from .._tree import map_leaves, state_zeros_like, tree_full_like, tree_zeros_like
 from ._adam import (
     ScaleByAdamState,
     _bias_corrections,
     _check_adam_args,
     _first_moment_hat,
 )
+
+_NO_COMPLEX_SIGN = "the sign of a complex number is undefined"
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -44,7 +46,12 @@ def scale_by_sign() -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return map_leaves(jnp.sign, updates, owner="scale_by_sign"), state
+        return map_leaves(
+            jnp.sign,
+            updates,
+            owner="scale_by_sign",
+            complex_ok=_NO_COMPLEX_SIGN,
+        ), state
 
     return GradientTransformation(init_empty_state, update_fn)
 
@@ -103,7 +110,7 @@ def scale_by_lion(
 
     def init_fn(params):
         return ScaleByLionState(
-            count=jnp.zeros([], jnp.int32), mu=tree_zeros_like(params, mu_dtype)
+            count=jnp.zeros([], jnp.int32), mu=state_zeros_like(params, mu_dtype)
         )
 
     def leaf(g, m):
@@ -114,7 +121,13 @@ def scale_by_lion(
         del params, extra_args
         check_state(owner, state, ScaleByLionState)
         updates, mu = map_leaves(
-            leaf, updates, state.mu, names=["mu"], owner=owner, nout=2
+            leaf,
+            updates,
+            state.mu,
+            names=["mu"],
+            owner=owner,
+            nout=2,
+            complex_ok=_NO_COMPLEX_SIGN,
         )
         return updates, ScaleByLionState(_maths.safe_increment(state.count), mu)
 
