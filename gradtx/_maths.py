@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Iterator
+from typing import Any
 
 import chex
 import jax
@@ -54,6 +55,45 @@ def complements(pairs: dict[int, tuple]) -> Iterator[None]:
         yield
     finally:
         _COMPLEMENTS.reset(token)
+
+
+def sqrt0(x: chex.Array) -> chex.Array:
+    """``sqrt(x)`` for ``x >= 0``, with gradient 0, not NaN, at ``x = 0``.
+
+    A NaN stays NaN (a norm of a leaf holding NaN must not read as 0).
+    """
+    zero = x == 0
+    return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, x)))
+
+
+def _rescaled_norm(x: chex.Array, axis: Any, keepdims: bool, mean: bool) -> chex.Array:
+    """``u·sqrt(Σ|x/u|²)`` with ``u = max|x| / 4``: no overflow in the squares."""
+    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0.0)
+    # XLA divides by multiplying with 1/u and flushes subnormals: keep 1/u normal.
+    unit = jnp.where(jnp.isfinite(top) & (top > 2.0**-100), top * 0.25, 1.0)
+    reduce = jnp.mean if mean else jnp.sum
+    out = unit * sqrt0(reduce(abs_sq(x / unit), axis=axis, keepdims=True))
+    return out if keepdims else jnp.squeeze(out, axis)
+
+
+def l2_norm(
+    x: chex.Array, axis: Any = None, keepdims: bool = False, mean: bool = False
+) -> chex.Array:
+    """``sqrt(Σ|x|²)`` (``mean``: ``sqrt(mean |x|²)``), finite when representable.
+
+    The plain sum of squares is computed first; only if it overflowed (the
+    elements are finite but above ~1e19 in float32) is the norm recomputed with
+    the elements scaled by their maximum, under ``lax.cond`` so ordinary inputs
+    pay one scalar test. Non-finite elements still give ``inf`` or NaN.
+    """
+    reduce = jnp.mean if mean else jnp.sum
+    sq = reduce(abs_sq(x), axis=axis, keepdims=keepdims)
+    overflow = jnp.isposinf(sq)
+
+    def rescue():
+        return jnp.where(overflow, _rescaled_norm(x, axis, keepdims, mean), sqrt0(sq))
+
+    return jax.lax.cond(jnp.any(overflow), rescue, lambda: sqrt0(sq))
 
 
 def ema(g: chex.Array, m: chex.Array, decay: chex.Numeric) -> chex.Array:

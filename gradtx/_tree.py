@@ -293,8 +293,24 @@ def tree_sum_of_squares(tree: Any) -> chex.Array:
 
 
 def global_norm(updates: Any) -> chex.Array:
-    """The L2 norm of all leaves taken together: ``sqrt(Σ_leaves Σ |x|²)``."""
-    return jnp.sqrt(tree_sum_of_squares(updates))
+    """The L2 norm of all leaves taken together: ``sqrt(Σ_leaves Σ |x|²)``.
+
+    Finite whenever the true norm is: if the sum of squares overflows (float32
+    elements above ~1e19), it is recomputed from per-leaf norms of the leaves
+    scaled by their maximum (under ``lax.cond``: ordinary inputs pay one scalar
+    test). An infinite element gives ``inf``, a NaN gives NaN.
+    """
+    leaves = [_upcast(x) for x in jax.tree.leaves(updates)]
+    sums = [jnp.sum(_maths.abs_sq(x)) for x in leaves]
+    total = functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
+    if not leaves:
+        return jnp.sqrt(total)
+
+    def rescue():
+        norms = jnp.stack([_maths.l2_norm(x).astype(total.dtype) for x in leaves])
+        return _maths.l2_norm(norms)
+
+    return jax.lax.cond(jnp.isposinf(total), rescue, lambda: jnp.sqrt(total))
 
 
 def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:

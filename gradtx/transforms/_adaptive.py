@@ -305,7 +305,7 @@ def _sm3_leaf(g, mus, nu, *, b1, b2, eps):
     else:
         fresh = 1.0 if b2 == 1.0 else _maths.one_minus(b2)
     acc = fresh * _maths.abs_sq(g) + b2 * prev
-    step = g * jnp.where(acc > 0, jax.lax.rsqrt(acc + eps), 0.0)
+    step = g * jnp.where(acc == 0, 0.0, jax.lax.rsqrt(acc + eps))  # NaN stays NaN
     nu = _maths.ema(step, nu, b1)
     if g.ndim < 2:
         return nu, [acc], nu

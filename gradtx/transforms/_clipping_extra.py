@@ -52,7 +52,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     _validate.positive("clip_by_block_rms", "threshold", threshold)
 
     def leaf(g):
-        rms = jnp.sqrt(jnp.mean(_maths.abs_sq(g)))
+        rms = _maths.l2_norm(g, mean=True)
         return g / jnp.maximum(1.0, rms / threshold)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -79,11 +79,9 @@ def _unit_axes(x: chex.Array, axis: Any) -> Any:
 
 
 def _unit_norm(x: chex.Array, axis: Any) -> chex.Array:
-    sq = jnp.sum(_maths.abs_sq(x), axis=_unit_axes(x, axis), keepdims=True)
-    # sqrt never sees a 0, so differentiating through the clip (meta-learning)
-    # gives 0, not NaN, for an all-zero unit; the value is unchanged.
-    nonzero = sq > 0
-    norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+    # l2_norm's sqrt never sees a 0, so differentiating through the clip
+    # (meta-learning) gives 0, not NaN, for an all-zero unit.
+    norm = _maths.l2_norm(x, _unit_axes(x, axis), keepdims=True)
     return jnp.broadcast_to(norm, x.shape)
 
 

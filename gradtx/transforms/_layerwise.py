@@ -23,12 +23,12 @@ ScaleByTrustRatioState = EmptyState
 
 def _block_norm(x: chex.Array) -> chex.Array:
     """The Frobenius norm of a whole array, ``sqrt(Σ |x|²)``."""
-    return jnp.sqrt(jnp.sum(_maths.abs_sq(x)))
+    return _maths.l2_norm(x)
 
 
 def _block_rms(x: chex.Array) -> chex.Array:
     """The root mean square of a whole array, ``sqrt(mean |x|²)``."""
-    return jnp.sqrt(jnp.mean(_maths.abs_sq(x)))
+    return _maths.l2_norm(x, mean=True)
 
 
 def _params_or_raise(owner: str, params):

@@ -303,7 +303,8 @@ def scale_by_rss(
 
     def leaf(g, s):
         s = s + _maths.abs_sq(g)
-        return jnp.where(s > 0, lax.rsqrt(s + eps), 0.0) * g, s
+        # s == 0 only for all-zero gradients so far; a NaN stays visible.
+        return jnp.where(s == 0, 0.0, lax.rsqrt(s + eps)) * g, s
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

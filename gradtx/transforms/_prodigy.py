@@ -165,7 +165,8 @@ def prodigy(
         def moments(g, ea, eas, s, p0, p):
             dg = d * g
             ea = beta1 * ea + _maths.one_minus(beta1) * dg
-            eas = beta2 * eas + _maths.one_minus(beta2) * _maths.abs_sq(dg)
+            # (1 − β₂)·d g·conj(d g), associated as Optax's (1 − β₂)·d g·d g.
+            eas = beta2 * eas + (_maths.one_minus(beta2) * dg * jnp.conj(dg)).real
             s = beta3 * s + weight * dg / estim_lr0
             return (
                 g,
