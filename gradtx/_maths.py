@@ -86,14 +86,27 @@ def l2_norm(
     the elements scaled by their maximum, under ``lax.cond`` so ordinary inputs
     pay one scalar test. Non-finite elements still give ``inf`` or NaN.
     """
+    axis = tuple(axis) if isinstance(axis, list) else axis  # hashable, for the cache
     reduce = jnp.mean if mean else jnp.sum
     sq = reduce(abs_sq(x), axis=axis, keepdims=keepdims)
-    overflow = jnp.isposinf(sq)
+    rescue, plain = _norm_branches(axis, keepdims, mean)
+    return jax.lax.cond(jnp.any(jnp.isposinf(sq)), rescue, plain, x, sq)
 
-    def rescue():
-        return jnp.where(overflow, _rescaled_norm(x, axis, keepdims, mean), sqrt0(sq))
 
-    return jax.lax.cond(jnp.any(overflow), rescue, lambda: sqrt0(sq))
+@functools.cache
+def _norm_branches(axis: Any, keepdims: bool, mean: bool) -> tuple:
+    """:func:`l2_norm`'s ``lax.cond`` branches, made once per configuration so
+    that eager calls hit JAX's compilation cache instead of recompiling."""
+
+    def rescue(x, sq):
+        rescaled = _rescaled_norm(x, axis, keepdims, mean)
+        return jnp.where(jnp.isposinf(sq), rescaled, sqrt0(sq))
+
+    def plain(x, sq):
+        del x
+        return sqrt0(sq)
+
+    return rescue, plain
 
 
 def ema(g: chex.Array, m: chex.Array, decay: chex.Numeric) -> chex.Array:

@@ -305,12 +305,20 @@ def global_norm(updates: Any) -> chex.Array:
     total = functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
     if not leaves:
         return jnp.sqrt(total)
+    return jax.lax.cond(
+        jnp.isposinf(total), _global_norm_rescue, _global_norm_plain, leaves, total
+    )
 
-    def rescue():
-        norms = jnp.stack([_maths.l2_norm(x).astype(total.dtype) for x in leaves])
-        return _maths.l2_norm(norms)
 
-    return jax.lax.cond(jnp.isposinf(total), rescue, lambda: jnp.sqrt(total))
+def _global_norm_plain(leaves: list, total: chex.Array) -> chex.Array:
+    del leaves
+    return jnp.sqrt(total)
+
+
+def _global_norm_rescue(leaves: list, total: chex.Array) -> chex.Array:
+    """The norm of the per-leaf norms, each computed without overflow."""
+    norms = jnp.stack([_maths.l2_norm(x).astype(total.dtype) for x in leaves])
+    return _maths.l2_norm(norms)
 
 
 def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:

@@ -24,7 +24,7 @@ from .._base import (
     Updates,
     check_state,
 )
-from .._tree import map_leaves, tree_zeros_like
+from .._tree import _dtype, map_leaves
 
 
 class ProdigyState(NamedTuple):
@@ -138,8 +138,12 @@ def prodigy(
     _validate.flag(owner, "safeguard_warmup", safeguard_warmup)
 
     def init_fn(params):
-        dtype = _lowest_dtype(params)
-        zeros = tree_zeros_like(params)
+        # At least float32 (float16 params: d0²·g² ≈ 1e-12·g² underflows to 0).
+        dtype = jnp.promote_types(_lowest_dtype(params), jnp.float32)
+        zeros = jax.tree.map(
+            lambda p: jnp.zeros_like(p, jnp.promote_types(_dtype(p), jnp.float32)),
+            params,
+        )
         return ProdigyState(
             exp_avg=zeros,
             exp_avg_sq=zeros,
