@@ -66,15 +66,25 @@ def sqrt0(x: chex.Array) -> chex.Array:
     return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, x)))
 
 
-def _rescaled_norm(x: chex.Array, axis: Any, keepdims: bool, mean: bool) -> chex.Array:
-    """The norm from elements scaled by ``2^-64``, for when the squares overflowed.
+RESCUE_SCALE = 2.0**-64
+
+
+def scaled_sum_of_squares(
+    x: chex.Array, axis: Any = None, keepdims: bool = False, mean: bool = False
+) -> chex.Array:
+    """``Σ |x · 2^-64|²`` (or the mean): for when the plain sum of squares overflowed.
 
     Some square then exceeds ~1e38 / n, so elements whose scaled squares
     underflow (|x| < ~2) change the norm by less than one part in 1e38 / n.
+    The norm is ``sqrt`` of this divided by :data:`RESCUE_SCALE`.
     """
-    scale = jnp.asarray(2.0**-64, jnp.real(x).dtype)
+    scale = jnp.asarray(RESCUE_SCALE, jnp.real(x).dtype)
     reduce = jnp.mean if mean else jnp.sum
-    return sqrt0(reduce(abs_sq(x * scale), axis=axis, keepdims=keepdims)) / scale
+    return reduce(abs_sq(x * scale), axis=axis, keepdims=keepdims)
+
+
+def _rescaled_norm(x: chex.Array, axis: Any, keepdims: bool, mean: bool) -> chex.Array:
+    return sqrt0(scaled_sum_of_squares(x, axis, keepdims, mean)) / RESCUE_SCALE
 
 
 def l2_norm(

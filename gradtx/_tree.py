@@ -319,23 +319,20 @@ _SMALL_LEAF = 2**16  # elements; smaller leaves share one reduction in the rescu
 
 
 def _global_norm_rescue(leaves: list, total: chex.Array) -> chex.Array:
-    """The norm from elements scaled by ``2^-64``, for when the sum of squares
-    overflowed.
+    """The norm from scaled elements (:func:`_maths.scaled_sum_of_squares`),
+    for when the sum of squares overflowed.
 
-    It overflowed, so some squares exceed ~1e38 / n: elements whose scaled
-    squares underflow (|x| < ~2) change the result by less than one part in
-    1e38 / n. Large leaves are reduced one by one (no temporary buffer); the
-    small ones are concatenated and reduced once, so that the branch adds
-    little to compile time however many leaves there are.
+    Large leaves are reduced one by one (no temporary buffer); the small ones
+    are concatenated and reduced once, so that the branch adds little to
+    compile time however many leaves there are.
     """
     del total
-    scale = 2.0**-64
     small = [jnp.ravel(x) for x in leaves if x.size < _SMALL_LEAF]
     large = [x for x in leaves if x.size >= _SMALL_LEAF]
     if small:
         large.append(jnp.concatenate(small))
-    sums = [jnp.sum(_maths.abs_sq(x * jnp.asarray(scale, x.real.dtype))) for x in large]
-    return jnp.sqrt(functools.reduce(operator.add, sums)) / scale
+    sums = [_maths.scaled_sum_of_squares(x) for x in large]
+    return jnp.sqrt(functools.reduce(operator.add, sums)) / _maths.RESCUE_SCALE
 
 
 def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:
