@@ -9,10 +9,12 @@ the command line as ``--engine package.module:factory``. A factory that cannot
 run here raises :class:`Unavailable`; the run then skips that column and
 prints the reason.
 
-Two hooks wait for engines still being written: ``gradtx-packed`` runs
-``gradtx.packed(tx)`` when gradtx has a ``packed`` wrapper, and
-``gradtx-pack`` steps params and grads laid out by ``gradtx.pack`` when gradtx
-exports ``pack``. To add a column, register a factory::
+gradtx's engines: ``gradtx-fused`` steps with ``gradtx.fused_step(tx)``
+(update and apply in one call, the native kernel on large float32 leaves),
+``gradtx-packed`` runs the ``gradtx.packed(tx)`` wrapper, ``gradtx-pack``
+steps params and grads laid out by ``gradtx.pack``, and ``gradtx-pack-fused``
+steps that layout with ``gradtx.fused_step``. To add a column, register
+a factory::
 
     FACTORIES["gradtx-fast"] = lambda: Engine(
         "gradtx-fast", lambda recipe: fast(recipe.build(gradtx)),
@@ -45,6 +47,8 @@ class Engine:
     apply_updates: Callable[[Any, Any], Any]
     version: str = ""
     prepare: Callable[[Any], Any] | None = None  # params or grads -> engine layout
+    # tx -> step(params, state, grads) -> (params, state); default: update + apply
+    fuse: Callable[[Any], Callable[..., Any]] | None = None
     spec: str = ""  # how ``--engine`` named it; compile children rebuild from it
 
 
@@ -61,43 +65,48 @@ def _library(module_name: str) -> Engine:
     )
 
 
-def _gradtx_packed() -> Engine:
+def _gradtx(name: str, needs: str, wrap=None, **fields: Any) -> Engine:
+    """A gradtx column that needs ``gradtx.<needs>`` (skipped without it)."""
     import gradtx
 
-    packed = getattr(gradtx, "packed", None)
-    if packed is None:
-        raise Unavailable("gradtx has no `packed` wrapper yet")
+    found = getattr(gradtx, needs, None)
+    if found is None:
+        raise Unavailable(f"gradtx has no `{needs}` yet")
+    fields = {key: found if value is True else value for key, value in fields.items()}
+    wrap = found if wrap is True else (wrap or (lambda tx: tx))
     return Engine(
-        "gradtx-packed",
-        lambda recipe: packed(recipe.build(gradtx)),
+        name,
+        lambda recipe: wrap(recipe.build(gradtx)),
         gradtx.apply_updates,
         getattr(gradtx, "__version__", ""),
+        **fields,
     )
 
 
-def _gradtx_pack() -> Engine:
+def _gradtx_pack_fused() -> Engine:
     import gradtx
 
-    pack = getattr(gradtx, "pack", None)
-    if pack is None:
-        raise Unavailable("gradtx has no `pack` function yet")
-    return Engine(
-        "gradtx-pack",
-        lambda recipe: recipe.build(gradtx),
-        gradtx.apply_updates,
-        getattr(gradtx, "__version__", ""),
-        prepare=pack,
-    )
+    fused = _gradtx("gradtx-pack-fused", "fused_step", fuse=True)
+    return dataclasses.replace(fused, prepare=gradtx.pack)
 
 
 FACTORIES: dict[str, Callable[[], Engine]] = {
     "optax": lambda: _library("optax"),
     "gradtx": lambda: _library("gradtx"),
-    "gradtx-packed": _gradtx_packed,
-    "gradtx-pack": _gradtx_pack,
+    "gradtx-packed": lambda: _gradtx("gradtx-packed", "packed", wrap=True),
+    "gradtx-pack": lambda: _gradtx("gradtx-pack", "pack", prepare=True),
+    "gradtx-fused": lambda: _gradtx("gradtx-fused", "fused_step", fuse=True),
+    "gradtx-pack-fused": _gradtx_pack_fused,
 }
 
-DEFAULT_ENGINES = ("optax", "gradtx", "gradtx-packed", "gradtx-pack")
+DEFAULT_ENGINES = (
+    "optax",
+    "gradtx",
+    "gradtx-fused",
+    "gradtx-packed",
+    "gradtx-pack",
+    "gradtx-pack-fused",
+)
 
 
 def _factory(spec: str) -> Callable[[], Engine]:

@@ -26,6 +26,8 @@ warnings.filterwarnings("ignore", message="Some donated buffers were not usable"
 
 def make_step(engine: Engine, tx: Any):
     """The function that is jitted: one optimizer update applied to params."""
+    if engine.fuse is not None:
+        return engine.fuse(tx)
 
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params)

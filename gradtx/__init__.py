@@ -45,6 +45,7 @@ from ._conditionals import ConditionallyTransformState as ConditionallyTransform
 from ._conditionals import apply_if_finite as apply_if_finite
 from ._conditionals import conditionally_mask as conditionally_mask
 from ._conditionals import conditionally_transform as conditionally_transform
+from ._fused import fused_step as fused_step
 from ._inject import InjectHyperparamsState as InjectHyperparamsState
 from ._inject import InjectStatefulHyperparamsState as InjectStatefulHyperparamsState
 from ._inject import WrappedSchedule as WrappedSchedule
@@ -72,6 +73,13 @@ from ._multisteps import skip_not_finite as skip_not_finite
 from ._numerics import safe_int32_increment as safe_int32_increment
 from ._numerics import safe_norm as safe_norm
 from ._numerics import safe_root_mean_squares as safe_root_mean_squares
+from ._packed import packed as packed
+from ._packing import Packed as Packed
+from ._packing import pack as pack
+from ._packing import pack_labels as pack_labels
+from ._packing import packed_value_and_grad as packed_value_and_grad
+from ._packing import refuse_packed as refuse_packed
+from ._packing import unpack as unpack
 from ._partition import MultiTransformState as MultiTransformState
 from ._partition import PartitionState as PartitionState
 from ._partition import freeze as freeze
@@ -319,6 +327,7 @@ __all__ = [
     "MuonState",
     "NonNegativeParamsState",
     "OptState",
+    "Packed",
     "Params",
     "PartitionState",
     "ProdigyState",
@@ -397,6 +406,7 @@ __all__ = [
     "flatten",
     "freeze",
     "fromage",
+    "fused_step",
     "global_norm",
     "hutchinson_estimator_diag_hessian",
     "identity",
@@ -431,6 +441,10 @@ __all__ = [
     "optimistic_adam",
     "optimistic_adam_v2",
     "optimistic_gradient_descent",
+    "pack",
+    "pack_labels",
+    "packed",
+    "packed_value_and_grad",
     "partition",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
@@ -443,6 +457,7 @@ __all__ = [
     "prodigy",
     "radam",
     "reduce_on_plateau",
+    "refuse_packed",
     "restore_state",
     "rmsprop",
     "rprop",
@@ -512,6 +527,7 @@ __all__ = [
     "tree_map_params",
     "tree_sum_of_squares",
     "tree_zeros_like",
+    "unpack",
     "update_infinity_moment",
     "update_moment",
     "update_moment_per_elem_norm",

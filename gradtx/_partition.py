@@ -23,6 +23,7 @@ from ._base import (
     set_to_zero,
     with_extra_args_support,
 )
+from ._packing import FUNCTION_OF_PACKED, refuse_packed
 from ._state_utils import ParamsPlaceholder
 from ._tree import first_difference
 from .combine import masked
@@ -73,7 +74,12 @@ def _static_bools(owner: str, name: str, mask: Any) -> Any:
         )
 
     if callable(mask):
-        return lambda tree: convert(mask(tree))
+
+        def resolve(tree):
+            refuse_packed(owner, tree, why=FUNCTION_OF_PACKED.format(what=name))
+            return convert(mask(tree))
+
+        return resolve
     return convert(mask)
 
 
@@ -133,6 +139,9 @@ def _partition(
     txs = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
 
     def labels_for(tree, what):
+        if callable(param_labels) and not getattr(param_labels, "packing_aware", 0):
+            why = FUNCTION_OF_PACKED.format(what=name)
+            refuse_packed(owner, tree, why=why)
         labels = param_labels(tree) if callable(param_labels) else param_labels
         _check_prefix(owner, name, labels, tree, what)
         _check_labels(owner, name, labels, txs)

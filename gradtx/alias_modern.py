@@ -18,6 +18,7 @@ import jax
 
 from . import _validate
 from ._base import GradientTransformation, ScalarOrSchedule
+from ._packing import refuse_packed
 from ._partition import partition
 from .alias import _lr, adamw
 from .combine import MaskedNode, chain
@@ -66,6 +67,12 @@ def _muon_routing(dims_spec: Any) -> tuple[Callable, Callable]:
             ) from e
 
     def labels(tree):
+        refuse_packed(
+            "muon",
+            tree,
+            why="it routes each leaf by its shape (matrices to Muon)",
+            max_rank=1 if dims_spec is None else None,
+        )
         return jax.tree.map(
             lambda d: "adam" if d is None else "muon",
             spread(tree),
@@ -79,6 +86,7 @@ def _muon_routing(dims_spec: Any) -> tuple[Callable, Callable]:
             is_leaf=_dims_or_none,
         )
 
+    labels.packing_aware = True  # checks packed trees itself (vectors may stay packed)
     return labels, dims
 
 

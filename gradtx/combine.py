@@ -14,6 +14,8 @@ from ._base import (
     check_state,
     with_extra_args_support,
 )
+from ._describe import described
+from ._packing import FUNCTION_OF_PACKED, refuse_packed
 from ._state_utils import ParamsPlaceholder
 from ._tree import first_difference
 
@@ -66,7 +68,8 @@ def chain(*args: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
+    return described(tx, "chain", members=args)
 
 
 def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransformation:
@@ -120,7 +123,10 @@ class MaskedNode(NamedTuple):
 
 
 def _resolve_mask(mask: Any, tree: Any) -> Any:
-    return mask(tree) if callable(mask) else mask
+    if not callable(mask):
+        return mask
+    refuse_packed("masked", tree, why=FUNCTION_OF_PACKED.format(what="mask"))
+    return mask(tree)
 
 
 def _apply_mask(tree: Any, mask_tree: Any, what: str) -> Any:

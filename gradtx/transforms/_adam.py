@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
+from .._describe import described
 from .._tree import map_leaves, state_zeros_like, tree_zeros_like
 
 
@@ -107,7 +108,9 @@ def scale_by_adam(
         )
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
+    args = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype)
+    return described(tx, "adam", nesterov=nesterov, **args)
 
 
 class ScaleByAmsgradState(NamedTuple):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import NO_PARAMS_MSG, GradientTransformation, Updates, check_state
+from .._packing import packed_guard
 from .._tree import (
     _cast,
     _dtype,
@@ -96,13 +97,20 @@ def scale_by_novograd(
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
     decays = not _is_zero(weight_decay)
 
+    refuse = packed_guard(
+        "scale_by_novograd",
+        "it keeps one second moment per leaf (the leaf's squared norm)",
+    )
+
     def init_fn(params):
+        refuse(params)
         nu = jax.tree.map(lambda p: jnp.zeros([], _dtype(p)), params)
         return ScaleByNovogradState(
             count=jnp.zeros([], jnp.int32), mu=state_zeros_like(params, mu_dtype), nu=nu
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del extra_args
         check_state(owner, state, ScaleByNovogradState)
         if decays and params is None:
@@ -339,12 +347,18 @@ def scale_by_sm3(
     _validate.decay(owner, "b2", b2, allow_one=True)
     _validate.non_negative(owner, "eps", eps)
 
+    refuse = packed_guard(
+        "scale_by_sm3", "it keeps one accumulator per axis of each leaf", max_rank=1
+    )
+
     def init_fn(params):
+        refuse(params)
         return ScaleBySM3State(
             mu=jax.tree.map(_sm3_cover, params), nu=tree_zeros_like(params)
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del params, extra_args
         check_state(owner, state, ScaleBySM3State)
         leaves, treedef = jax.tree.flatten(updates)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import chex
 import jax.numpy as jnp
 
 from .. import _validate
 from .._base import EmptyState, GradientTransformation, init_empty_state
+from .._describe import described
 from .._tree import global_norm, map_leaves
 
 ClipState = EmptyState
@@ -40,6 +43,13 @@ def clip(max_delta: chex.Numeric) -> GradientTransformation:
     return GradientTransformation(init_empty_state, update_fn)
 
 
+def global_clip_factor(updates: Any, max_norm: chex.Numeric) -> chex.Array:
+    """``min(1, max_norm / ‖updates‖)``: the factor of :func:`clip_by_global_norm`."""
+    norm = global_norm(updates)
+    # `where` guards the division: no NaN when the norm is 0 (or inf).
+    return jnp.where(norm < max_norm, 1.0, max_norm / norm)
+
+
 def clip_by_global_norm(max_norm: chex.Numeric) -> GradientTransformation:
     """Rescales all updates together so that their global norm is <= ``max_norm``.
 
@@ -58,10 +68,9 @@ def clip_by_global_norm(max_norm: chex.Numeric) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        norm = global_norm(updates)
-        # `where` guards the division: no NaN when the norm is 0 (or inf).
-        factor = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        factor = global_clip_factor(updates, max_norm)
         leaf = lambda g: g * factor
         return map_leaves(leaf, updates, owner="clip_by_global_norm"), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    tx = GradientTransformation(init_empty_state, update_fn)
+    return described(tx, "clip_by_global_norm", max_norm=max_norm)

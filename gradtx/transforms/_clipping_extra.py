@@ -21,6 +21,7 @@ from .._base import (
     GradientTransformation,
     init_empty_state,
 )
+from .._packing import packed_guard, refuse_packed
 from .._tree import map_leaves
 
 AdaptiveGradClipState = EmptyState
@@ -55,7 +56,10 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
         rms = _maths.l2_norm(g, mean=True)
         return g / jnp.maximum(1.0, rms / threshold)
 
+    refuse = packed_guard("clip_by_block_rms", "it clips each leaf by that leaf's RMS")
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del params, extra_args
         return map_leaves(leaf, updates, owner="clip_by_block_rms"), state
 
@@ -151,7 +155,12 @@ def adaptive_grad_clip(
         clipped = g * (max_norm / jnp.maximum(g_norm, 1e-6))
         return jnp.where(g_norm < max_norm, g, clipped)
 
+    refuse = packed_guard(
+        owner, "it clips units of each leaf relative to that leaf's parameter norms"
+    )
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del extra_args
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
@@ -166,6 +175,7 @@ def adaptive_grad_clip(
 
 
 def _batch_leaves(owner: str, grads: Any) -> list[chex.Array]:
+    refuse_packed(owner, grads, why="its gradients carry a batch axis per leaf")
     leaves = [jnp.asarray(g) for g in jax.tree.leaves(grads)]
     if not leaves:
         raise ValueError(f"{owner}: `grads` has no arrays.")

@@ -14,6 +14,7 @@ from .._base import (
     GradientTransformation,
     ScalarOrSchedule,
 )
+from .._describe import described
 from .._tree import map_leaves
 from ..combine import masked
 
@@ -80,6 +81,7 @@ def add_decayed_weights(
         return updates, state
 
     tx = GradientTransformation(init_fn, update_fn)
+    tx = described(tx, "add_decayed_weights", weight_decay=weight_decay)
     if mask is None:
         return tx
     return masked(tx, mask)

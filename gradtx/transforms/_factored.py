@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
+from .._packing import packed_guard
 from .._tree import _paths, _upcast, flatten_like
 
 
@@ -160,7 +161,14 @@ def scale_by_factored_rms(
         shapes = _state_shapes(jnp.shape(p), axes_of(jnp.shape(p)))
         return tuple(jnp.zeros(s, jnp.result_type(p)) for s in shapes)
 
+    refuse = packed_guard(
+        "scale_by_factored_rms",
+        "it factors each matrix's second moment into row and column statistics",
+        max_rank=1,
+    )
+
     def init_fn(params):
+        refuse(params)
         leaves, treedef = jax.tree.flatten(params)
         cols = list(zip(*[init_leaf(p) for p in leaves], strict=True)) or [[]] * 3
         v_row, v_col, v = (treedef.unflatten(list(c)) for c in cols)
@@ -179,6 +187,7 @@ def scale_by_factored_rms(
                     )
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del extra_args
         check_state(owner, state, FactoredState)
         leaves, treedef = jax.tree.flatten(updates)

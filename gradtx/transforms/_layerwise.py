@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import NO_PARAMS_MSG, EmptyState, GradientTransformation, init_empty_state
+from .._packing import packed_guard
 from .._tree import map_leaves
 
 ScaleByTrustRatioState = EmptyState
@@ -82,7 +83,12 @@ def scale_by_trust_ratio(
         zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
         return u * jnp.where(zero, 1.0, ratio)
 
+    refuse = packed_guard(
+        owner, "it scales each leaf by the ratio of its parameter and update norms"
+    )
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
         updates = map_leaves(leaf, updates, params, names=["params"], owner=owner)
@@ -94,7 +100,12 @@ def scale_by_trust_ratio(
 def _scale_by_param_block(owner, measure, min_scale):
     _validate.non_negative(owner, "min_scale", min_scale)
 
+    refuse = packed_guard(
+        owner, "it scales each leaf by a norm of the whole parameter leaf"
+    )
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
         leaf = lambda u, p: u * jnp.maximum(measure(p), min_scale)

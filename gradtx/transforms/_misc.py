@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
+from .._packing import packed_guard
 from .._tree import global_norm, map_leaves, tree_zeros_like
 
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
@@ -56,7 +57,12 @@ def centralize() -> GradientTransformation:
       Deep Neural Networks", 2020 (https://arxiv.org/abs/2004.01461).
     """
 
+    refuse = packed_guard(
+        "centralize", "it subtracts the mean over each matrix's other axes", max_rank=1
+    )
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del params, extra_args
         return jax.tree.map(_centralize_leaf, updates), state
 

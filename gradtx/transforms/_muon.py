@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
+from .._packing import packed_guard
 from .._tree import _paths, flatten_like, map_leaves, state_zeros_like
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
@@ -267,7 +268,10 @@ def scale_by_muon(
             f"{preconditioning!r}."
         )
 
+    refuse = packed_guard(owner, "it orthogonalises each leaf as a matrix", max_rank=1)
+
     def init_fn(params):
+        refuse(params)
         return MuonState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
@@ -275,6 +279,7 @@ def scale_by_muon(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del params, extra_args
         check_state(owner, state, MuonState)
         count = _maths.safe_increment(state.count)
@@ -331,7 +336,10 @@ def scale_by_shape(
     if consistent_rms is not None:
         _validate.non_negative(owner, "consistent_rms", consistent_rms)
 
+    refuse = packed_guard(owner, "it picks a rule by each leaf's shape", max_rank=1)
+
     def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
         del params, extra_args
         dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
 

@@ -17,6 +17,7 @@ from .._base import (
     identity,
     init_empty_state,
 )
+from .._describe import described
 from .._tree import map_leaves
 
 ScaleState = EmptyState
@@ -44,7 +45,8 @@ def scale(step_size: chex.Numeric) -> GradientTransformation:
         del params, extra_args
         return map_leaves(lambda g: step_size * g, updates, owner="scale"), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    tx = GradientTransformation(init_empty_state, update_fn)
+    return described(tx, "scale", step_size=step_size)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -88,7 +90,8 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         )
         return updates, ScaleByScheduleState(_maths.safe_increment(state.count))
 
-    return GradientTransformation(init_fn, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
+    return described(tx, "schedule", step_size_fn=step_size_fn)
 
 
 def scale_by_learning_rate(
