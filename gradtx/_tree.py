@@ -26,6 +26,7 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _maths
 
@@ -213,6 +214,7 @@ def map_leaves(
     owner: str = "gradtx",
     nout: int = 1,
     complex_ok: bool | str = True,
+    per_leaf: Sequence[Sequence[Any]] = (),
 ) -> Any:
     """Applies ``fn(g, *others)`` leaf by leaf and returns the new tree(s).
 
@@ -228,6 +230,9 @@ def map_leaves(
       complex_ok: ``True`` where ``fn``'s maths holds for complex leaves
         (``|g|² = conj(g)·g``); otherwise the reason it does not, and a complex
         leaf in any of the trees raises ``TypeError`` naming it.
+      per_leaf: lists with one value per leaf of ``updates`` (in
+        ``jax.tree.leaves`` order), passed to ``fn`` after the trees' leaves:
+        for instance per-leaf norms from :func:`leaf_norms`.
 
     Returns:
       A tree like ``updates`` (``nout == 1``) or a tuple of ``nout`` trees.
@@ -243,8 +248,9 @@ def map_leaves(
     if complex_ok is not True:
         _reject_complex(owner, updates, [leaves, *others], complex_ok)
     outs = []
-    for args in zip(leaves, *others, strict=True):
-        res = fn(*(_upcast(a) for a in args))
+    extras = zip(*per_leaf, strict=True) if per_leaf else [()] * len(leaves)
+    for args, extra in zip(zip(leaves, *others, strict=True), extras, strict=True):
+        res = fn(*(_upcast(a) for a in args), *extra)
         if nout == 1:
             outs.append(_cast(res, _dtype(args[0])))
         else:
@@ -333,6 +339,82 @@ def _global_norm_rescue(leaves: list, total: chex.Array) -> chex.Array:
         large.append(jnp.concatenate(small))
     sums = [_maths.scaled_sum_of_squares(x) for x in large]
     return jnp.sqrt(functools.reduce(operator.add, sums)) / _maths.RESCUE_SCALE
+
+
+def leaf_norms(leaves: Sequence[Any], *, mean: bool = False) -> list[chex.Array]:
+    """``sqrt(Σ |x|²)`` (``mean``: the RMS) of each leaf, finite when representable.
+
+    The per-leaf counterpart of :func:`global_norm`, with the same overflow
+    rescue (elements scaled by ``2^-64``, :func:`_maths.scaled_sum_of_squares`)
+    under ONE ``lax.cond`` for all the leaves: a cond per leaf made XLA compile
+    ``lars`` on 1,000 leaves ~1.8x slower than Optax. Values equal
+    :func:`_maths.l2_norm` of each leaf. Low-precision leaves are reduced in
+    float32; non-float leaves (left for the caller's dtype check) give 0.
+    """
+    leaves = [_upcast(x) for x in leaves]
+    groups: dict[Any, list[int]] = {}
+    for i, x in enumerate(leaves):
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+            groups.setdefault(jnp.real(x).dtype, []).append(i)
+    reduce = jnp.mean if mean else jnp.sum
+    sqs = tuple(
+        jnp.stack([reduce(_maths.abs_sq(leaves[i])) for i in idx])
+        for idx in groups.values()
+    )
+    out: list[chex.Array] = [jnp.zeros((), jnp.float32)] * len(leaves)
+    if not sqs:
+        return out
+    members = tuple(tuple(leaves[i] for i in idx) for idx in groups.values())
+    overflow = functools.reduce(jnp.logical_or, [jnp.any(jnp.isposinf(s)) for s in sqs])
+    rescue = _LEAF_NORMS_RESCUE[mean]
+    norms = jax.lax.cond(overflow, rescue, _leaf_norms_plain, members, sqs)
+    for idx, vector in zip(groups.values(), norms, strict=True):
+        for k, i in enumerate(idx):
+            out[i] = vector[k]
+    return out
+
+
+def _leaf_norms_plain(members: tuple, sqs: tuple) -> tuple:
+    del members
+    return tuple(_maths.sqrt0(s) for s in sqs)
+
+
+def _leaf_norms_rescue(members: tuple, sqs: tuple, *, mean: bool) -> tuple:
+    """Per-leaf norms from scaled elements, where the plain squares overflowed.
+
+    Small leaves of a dtype are concatenated and reduced by one segment sum, so
+    the branch compiles in about the same time however many leaves there are.
+    """
+    out = []
+    for leaves, sq in zip(members, sqs, strict=True):
+        sizes = [x.size for x in leaves]
+        small = [k for k, n in enumerate(sizes) if n < _SMALL_LEAF]
+        sums: list[Any] = [None] * len(leaves)
+        for k, x in enumerate(leaves):
+            if k not in small:
+                sums[k] = _maths.scaled_sum_of_squares(x)
+        if small:
+            flat = jnp.concatenate([jnp.ravel(leaves[k]) for k in small])
+            ids = np.repeat(np.arange(len(small)), [sizes[k] for k in small])
+            scaled = flat * jnp.asarray(_maths.RESCUE_SCALE, sq.dtype)
+            seg = jax.ops.segment_sum(
+                _maths.abs_sq(scaled),
+                ids,
+                num_segments=len(small),
+                indices_are_sorted=True,
+            )
+            for j, k in enumerate(small):
+                sums[k] = seg[j]
+        total = jnp.stack(sums)
+        if mean:
+            total = total / jnp.asarray(np.maximum(sizes, 1), sq.dtype)
+        rescued = _maths.sqrt0(total) / _maths.RESCUE_SCALE
+        out.append(jnp.where(jnp.isposinf(sq), rescued, _maths.sqrt0(sq)))
+    return tuple(out)
+
+
+# Made once, so that eager calls hit JAX's cache of cond branches.
+_LEAF_NORMS_RESCUE = {m: functools.partial(_leaf_norms_rescue, mean=m) for m in (0, 1)}
 
 
 def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:

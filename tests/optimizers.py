@@ -102,7 +102,10 @@ OPTIMIZERS = [
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
 # test asks them for a 10x reduction of the loss in 5000 steps, not < 2e-2.
-SLOW_ON_ROSENBROCK = {"adadelta"}
+# lamb's trust-ratio steps have a fixed length, so it ends oscillating in the
+# valley: where after 5,000 steps depends chaotically on rounding (0.0003 to
+# 0.07 for starts one float32 ulp apart), so only the tenfold drop is stable.
+SLOW_ON_ROSENBROCK = {"adadelta", "lamb"}
 
 # Where a step-by-step comparison with Optax is meaningless, and why.
 NOT_COMPARABLE_TO_OPTAX = {

@@ -79,3 +79,42 @@ def test_moment_shape_mismatch_names_leaf():
         gradtx.update_moment(
             TREE, {"a": jnp.ones(6), "b": [jnp.array(0.0), None]}, 0.9, 1
         )
+
+
+@pytest.mark.parametrize("mean", [False, True])
+def test_leaf_norms_one_overflow_test_for_the_tree(mean):
+    from gradtx import _maths
+    from gradtx._tree import leaf_norms
+
+    k = jax.random.split(jax.random.key(1), 4)
+    leaves = [
+        jax.random.normal(k[0], (7,)),
+        jax.random.normal(k[1], (300, 300)),  # large: reduced on its own
+        jnp.full((5,), 3e19),  # its squares overflow float32
+        jax.random.normal(k[2], (3, 4)).astype(jnp.bfloat16),
+        jnp.zeros((0,)),
+        jnp.arange(3),  # not a float: 0, left to the caller's dtype check
+        (jax.random.normal(k[3], (6,)) * (1 + 1j)).astype(jnp.complex64),
+    ]
+    got = jax.jit(lambda xs: leaf_norms(xs, mean=mean))(leaves)
+    for x, norm in zip(leaves, got, strict=True):
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            assert float(norm) == 0.0
+            continue
+        x64 = np.asarray(
+            x.astype(jnp.complex64 if x.dtype == jnp.complex64 else jnp.float32),
+            np.complex128,
+        )
+        sq = np.abs(x64) ** 2
+        want = np.sqrt(sq.mean() if mean and x.size else sq.sum())
+        if x.size == 0 and mean:
+            assert np.isnan(norm)
+            continue
+        np.testing.assert_allclose(float(norm), want, rtol=2e-6)
+        if x.dtype != jnp.bfloat16 and x.size:  # the same value as l2_norm's
+            one = jax.jit(lambda x: _maths.l2_norm(x, mean=mean))(x)
+            assert float(norm) == float(one)
+    # without overflow every value is l2_norm's, bit for bit
+    calm = leaves[:2]
+    for x, norm in zip(calm, jax.jit(leaf_norms)(calm), strict=True):
+        assert float(norm) == float(jax.jit(_maths.l2_norm)(x))

@@ -22,7 +22,7 @@ from .._base import (
     init_empty_state,
 )
 from .._packing import packed_guard, refuse_packed
-from .._tree import map_leaves
+from .._tree import leaf_norms, map_leaves
 
 AdaptiveGradClipState = EmptyState
 
@@ -52,8 +52,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     """
     _validate.positive("clip_by_block_rms", "threshold", threshold)
 
-    def leaf(g):
-        rms = _maths.l2_norm(g, mean=True)
+    def leaf(g, rms):
         return g / jnp.maximum(1.0, rms / threshold)
 
     refuse = packed_guard("clip_by_block_rms", "it clips each leaf by that leaf's RMS")
@@ -61,7 +60,10 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         refuse(updates, params)
         del params, extra_args
-        return map_leaves(leaf, updates, owner="clip_by_block_rms"), state
+        rms = leaf_norms(jax.tree.leaves(updates), mean=True)  # one overflow test
+        return map_leaves(
+            leaf, updates, owner="clip_by_block_rms", per_leaf=[rms]
+        ), state
 
     return GradientTransformation(init_empty_state, update_fn)
 

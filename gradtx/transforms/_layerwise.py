@@ -11,31 +11,36 @@ for bfloat16/float16 leaves); the full optimizers are in
 
 from __future__ import annotations
 
+from typing import Any
+
 import chex
+import jax
 import jax.numpy as jnp
 
-from .. import _maths, _validate
+from .. import _validate
 from .._base import NO_PARAMS_MSG, EmptyState, GradientTransformation, init_empty_state
 from .._packing import packed_guard
-from .._tree import map_leaves
+from .._tree import flatten_like, leaf_norms, map_leaves
 
 ScaleByTrustRatioState = EmptyState
-
-
-def _block_norm(x: chex.Array) -> chex.Array:
-    """The Frobenius norm of a whole array, ``sqrt(Σ |x|²)``."""
-    return _maths.l2_norm(x)
-
-
-def _block_rms(x: chex.Array) -> chex.Array:
-    """The root mean square of a whole array, ``sqrt(mean |x|²)``."""
-    return _maths.l2_norm(x, mean=True)
 
 
 def _params_or_raise(owner: str, params):
     if params is None:
         raise ValueError(NO_PARAMS_MSG.format(name=owner))
     return params
+
+
+def _block_norms(owner: str, tree: Any, like: Any, mean: bool = False) -> list:
+    """Each leaf's Frobenius norm (``mean``: RMS), for the leaves of ``like``.
+
+    All at once (:func:`gradtx._tree.leaf_norms`: one overflow test for the
+    tree, where a test per leaf slowed compilation on many leaves).
+    """
+    treedef = jax.tree.structure(like)
+    return leaf_norms(
+        flatten_like(treedef, tree, name="params", owner=owner), mean=mean
+    )
 
 
 def scale_by_trust_ratio(
@@ -76,9 +81,10 @@ def scale_by_trust_ratio(
     _validate.non_negative(owner, "trust_coefficient", trust_coefficient)
     _validate.non_negative(owner, "eps", eps)
 
-    def leaf(u, p):
-        p_norm = jnp.maximum(_block_norm(p), min_norm)
-        u_norm = jnp.maximum(_block_norm(u), min_norm)
+    def leaf(u, p, p_norm, u_norm):
+        del p
+        p_norm = jnp.maximum(p_norm, min_norm)
+        u_norm = jnp.maximum(u_norm, min_norm)
         ratio = trust_coefficient * p_norm / (u_norm + eps)
         zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
         return u * jnp.where(zero, 1.0, ratio)
@@ -91,13 +97,16 @@ def scale_by_trust_ratio(
         refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
-        updates = map_leaves(leaf, updates, params, names=["params"], owner=owner)
+        norms = [_block_norms(owner, t, updates) for t in (params, updates)]
+        updates = map_leaves(
+            leaf, updates, params, names=["params"], owner=owner, per_leaf=norms
+        )
         return updates, state
 
     return GradientTransformation(init_empty_state, update_fn)
 
 
-def _scale_by_param_block(owner, measure, min_scale):
+def _scale_by_param_block(owner, mean, min_scale):
     _validate.non_negative(owner, "min_scale", min_scale)
 
     refuse = packed_guard(
@@ -108,8 +117,11 @@ def _scale_by_param_block(owner, measure, min_scale):
         refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
-        leaf = lambda u, p: u * jnp.maximum(measure(p), min_scale)
-        updates = map_leaves(leaf, updates, params, names=["params"], owner=owner)
+        norms = [_block_norms(owner, params, updates, mean)]
+        leaf = lambda u, p, norm: u * jnp.maximum(norm, min_scale)
+        updates = map_leaves(
+            leaf, updates, params, names=["params"], owner=owner, per_leaf=norms
+        )
         return updates, state
 
     return GradientTransformation(init_empty_state, update_fn)
@@ -135,7 +147,7 @@ def scale_by_param_block_norm(min_scale: chex.Numeric = 1e-3) -> GradientTransfo
       >>> tx.update(jnp.array([1.0, -1.0]), tx.init(p), p)[0].tolist()
       [5.0, -5.0]
     """
-    return _scale_by_param_block("scale_by_param_block_norm", _block_norm, min_scale)
+    return _scale_by_param_block("scale_by_param_block_norm", False, min_scale)
 
 
 def scale_by_param_block_rms(min_scale: chex.Numeric = 1e-3) -> GradientTransformation:
@@ -159,7 +171,7 @@ def scale_by_param_block_rms(min_scale: chex.Numeric = 1e-3) -> GradientTransfor
       >>> tx.update(jnp.array([1.0, 0.5]), tx.init(p), p)[0].tolist()
       [3.0, 1.5]
     """
-    return _scale_by_param_block("scale_by_param_block_rms", _block_rms, min_scale)
+    return _scale_by_param_block("scale_by_param_block_rms", True, min_scale)
 
 
 def _add_scaled_params(factor: chex.Numeric) -> GradientTransformation:
