@@ -120,6 +120,7 @@ class Config:
     compile_isolation: str = "process"  # "process": a fresh child per point
     torch: bool = True
     torch_threads: int | None = None  # None: torch's default, reported
+    precision_params: int = 1 << 22  # the precision section's one leaf
 
 
 LARGE_LEAF_PARAMS = 1 << 24  # 16.8M, the "one large leaf"
@@ -177,6 +178,7 @@ def quick_config() -> Config:
         max_step_s=1.0,
         sweep_leaves=(10, 100, 500),
         compile_cap_s=15.0,
+        precision_params=1 << 20,
     )
 
 
@@ -212,4 +214,5 @@ def tiny_config() -> Config:
         compile_cap_s=30.0,
         compile_isolation="inline",
         torch=False,
+        precision_params=4096,
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._precision import format_precision
+
 DASH = "–"
 
 
@@ -181,5 +183,7 @@ def format_report(results: dict[str, Any]) -> str:
     parts = [format_case(case) for case in results["cases"]]
     if results.get("compile_sweep"):
         parts.append(format_sweep(results["compile_sweep"]))
+    if results.get("precision"):
+        parts.append(format_precision(results["precision"]))
     parts.append(format_meta(results["meta"], results.get("notes", [])))
     return "\n\n".join(parts)

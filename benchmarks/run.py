@@ -11,7 +11,8 @@ every library's step is compiled, warmed up and then timed in turns with the
 others and with a bandwidth probe; the tables give medians, min–max, ratios to
 Optax taken round by round, the fraction of the bandwidth bound, optimizer
 state bytes per parameter, XLA's peak memory of the step and its compile
-phases. A compile-time sweep against number of leaves follows. See
+phases. A compile-time sweep against number of leaves follows, then the
+precision options of gradtx (state bytes per parameter, step time). See
 ``benchmarks/README.md`` for what every column means.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _cases, _compile_sweep, _engines, _jax_step, _probe, _recipes
+from . import _cases, _compile_sweep, _engines, _jax_step, _precision, _probe, _recipes
 from . import _torch_step as _torch
 from ._report import format_report
 from ._timing import (
@@ -42,7 +43,7 @@ from ._timing import (
     summarize,
 )
 
-SECTIONS = ("large", "transformer", "many", "compile")
+SECTIONS = ("large", "transformer", "many", "compile", "precision")
 
 
 def _entry(recipe: _recipes.Recipe, library: str, kind: str) -> dict[str, Any]:
@@ -249,6 +250,11 @@ def run_benchmarks(
             log,
         )
         sweep["label"] = recipe.label
+    precision = None
+    if "precision" in only:
+        precision = _precision.run_precision(
+            config.precision_params, config.rounds, config.target_batch_s, log
+        )
     versions = {engine.name: engine.version for engine in engines}
     meta = {
         "mode": config.mode,
@@ -267,7 +273,13 @@ def run_benchmarks(
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "wall_s": time.perf_counter() - started,
     }
-    return {"meta": meta, "notes": notes, "cases": cases, "compile_sweep": sweep}
+    return {
+        "meta": meta,
+        "notes": notes,
+        "cases": cases,
+        "compile_sweep": sweep,
+        "precision": precision,
+    }
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -75,7 +75,7 @@ def _plan(tx: Any) -> _Plan | None:
     elif len(kinds) != 2:
         return None
     adam = members[0]
-    if adam.description.args["mu_dtype"] is not None:
+    if any(adam.description.args[k] is not None for k in ("mu_dtype", "nu_dtype")):
         return None
     return _Plan(clip, adam, decay, members[-1])
 
@@ -163,14 +163,15 @@ def fused_step(
 
     For ``adam``/``adamw``/``nadam``/``nadamw`` (optionally chained after
     ``clip_by_global_norm``; constant or scheduled learning rate and weight
-    decay; no ``mu_dtype``; no mask), on the CPU, every float32 leaf with at
-    least ``min_size`` elements is updated by a native kernel in one pass over
-    memory, in place when the step donates params and state (``jax.jit(...,
-    donate_argnums=...)``). Those leaves agree with the plain step to float32
-    rounding (``docs/performance.md`` states the measured ulps); all other
-    leaves, the state's counters and every other optimizer are computed by
-    the plain step, bit for bit. Without a C++ compiler (or with the
-    environment variable ``GRADTX_NATIVE=0``) the whole step is the plain one.
+    decay; no ``mu_dtype`` or ``nu_dtype``; no mask), on the CPU, every
+    float32 leaf with at least ``min_size`` elements is updated by a native
+    kernel in one pass over memory, in place when the step donates params
+    and state (``jax.jit(..., donate_argnums=...)``). Those leaves agree with
+    the plain step to float32 rounding (``docs/performance.md`` states the
+    measured ulps); all other leaves, the state's counters and every other
+    optimizer are computed by the plain step, bit for bit. Without a C++
+    compiler (or with the environment variable ``GRADTX_NATIVE=0``) the whole
+    step is the plain one.
 
     Args:
       tx: any gradient transformation.

@@ -159,8 +159,11 @@ def _adam_family(
     nesterov: bool,
     decay: GradientTransformation | None = None,
     coupled: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
-    adam_tx = scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
+    adam_tx = scale_by_adam(
+        b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype
+    )
     if decay is None:
         return chain(adam_tx, _lr(owner, learning_rate))
     if coupled:
@@ -177,6 +180,7 @@ def adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Adam: momentum and RMSProp with bias-corrected moment estimates.
 
@@ -201,6 +205,9 @@ def adam(
       eps, eps_root: ε outside / inside the square root (>= 0).
       mu_dtype: dtype of the first moment (default: the params').
       nesterov: use NAdam's look-ahead first moment.
+      nu_dtype: dtype of the second moment (default: the params'); with
+        ``mu_dtype=nu_dtype=jnp.bfloat16`` the state takes 4 bytes per
+        parameter instead of 8 (see ``docs/precision.md``).
 
     Example:
       >>> import gradtx, jax.numpy as jnp
@@ -212,7 +219,15 @@ def adam(
       [0.9, -1.9]
     """
     return _adam_family(
-        "adam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov
+        "adam",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -225,6 +240,7 @@ def nadam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = True,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""NAdam: :func:`adam` with Nesterov momentum (``nesterov=True``).
 
@@ -246,7 +262,15 @@ def nadam(
       -0.1474
     """
     return _adam_family(
-        "nadam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov
+        "nadam",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -261,6 +285,7 @@ def adamw(
     mask: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdamW: Adam with *decoupled* weight decay.
 
@@ -293,7 +318,16 @@ def adamw(
     """
     decay = add_decayed_weights(weight_decay, mask)
     return _adam_family(
-        "adamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov, decay
+        "adamw",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov,
+        decay,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -308,6 +342,7 @@ def nadamw(
     mask: Any = None,
     *,
     nesterov: bool = True,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""NAdamW: :func:`adamw` with Nesterov momentum (``nesterov=True``).
 
@@ -330,7 +365,16 @@ def nadamw(
     """
     decay = add_decayed_weights(weight_decay, mask)
     return _adam_family(
-        "nadamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov, decay
+        "nadamw",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov,
+        decay,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -345,6 +389,7 @@ def adam_l2(
     mask: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Adam with *coupled* L2 regularisation (classic "Adam + L2").
 
@@ -388,6 +433,7 @@ def adam_l2(
         nesterov,
         decay,
         coupled=True,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -457,6 +503,8 @@ def amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AMSGrad: Adam whose denominator never decreases.
 
@@ -480,7 +528,14 @@ def amsgrad(
     """
     return chain(
         scale_by_amsgrad(
-            b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu,
+            bias_correction_nu,
+            nu_dtype=nu_dtype,
         ),
         _lr("amsgrad", learning_rate),
     )

@@ -112,3 +112,15 @@ def test_a_compile_point_past_its_cap_is_stopped():
 def test_command_line_rejects_unknown_sections():
     with pytest.raises(SystemExit):
         run.main(["--only", "large,nonsense"])
+
+
+def test_precision_rows_report_state_bytes_and_ratios(results):
+    rows = {row["option"]: row for row in results["precision"]["rows"]}
+    full = rows["adamw, float32 state"]
+    assert full["status"] == "ok"
+    assert abs(full["state_bytes_per_param"] - 8.0) < 0.01  # + the step count
+    assert abs(rows["adamw, bfloat16 moments"]["state_bytes_per_param"] - 4.0) < 0.01
+    for row in rows.values():
+        assert row["status"] == "ok" or row["status"].startswith("skipped"), row
+        if row["status"] == "ok":
+            assert positive_summary(row["time"]) and positive_summary(row["ratio"])

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
 from .._describe import described
-from .._tree import map_leaves, state_zeros_like, tree_zeros_like
+from .._tree import map_leaves, square_state_like, state_zeros_like, tree_zeros_like
 
 
 class ScaleByAdamState(NamedTuple):
@@ -60,6 +60,7 @@ def scale_by_adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Adam scaling: ``u = m̂ / (sqrt(v̂ + ε_root) + ε)``.
 
@@ -75,18 +76,22 @@ def scale_by_adam(
       eps_root: ε added inside the square root (>= 0).
       mu_dtype: dtype of the first moment (default: the params').
       nesterov: use Nesterov momentum (Dozat, 2016).
+      nu_dtype: dtype of the second moment (default: the params'). Either
+        moment may be stored in bfloat16 to save memory; the arithmetic is
+        done in float32 and only the stored value is rounded.
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
     """
     mu_dtype = _check_adam_args("scale_by_adam", b1, b2, eps, eps_root, mu_dtype)
+    nu_dtype = _validate.float_dtype("scale_by_adam", "nu_dtype", nu_dtype)
     _validate.flag("scale_by_adam", "nesterov", nesterov)
 
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
-            nu=tree_zeros_like(params),
+            nu=square_state_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -110,6 +115,7 @@ def scale_by_adam(
 
     tx = GradientTransformation(init_fn, update_fn)
     args = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype)
+    args["nu_dtype"] = nu_dtype
     return described(tx, "adam", nesterov=nesterov, **args)
 
 
@@ -130,6 +136,8 @@ def scale_by_amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AMSGrad scaling: Adam with ``v̂_max ← max(v̂_max, v̂)`` in the denominator.
 
@@ -139,12 +147,15 @@ def scale_by_amsgrad(
       b1, b2, eps, eps_root, mu_dtype: as in :func:`scale_by_adam`.
       bias_correction_mu: unbias the first moment.
       bias_correction_nu: unbias the second moment before taking the maximum.
+      nu_dtype: dtype of the second moment and its maximum (default: the
+        params').
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAmsgradState`.
     """
     owner = "scale_by_amsgrad"
     mu_dtype = _check_adam_args(owner, b1, b2, eps, eps_root, mu_dtype)
+    nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
     _validate.flag(owner, "bias_correction_mu", bias_correction_mu)
     _validate.flag(owner, "bias_correction_nu", bias_correction_nu)
 
@@ -152,8 +163,8 @@ def scale_by_amsgrad(
         return ScaleByAmsgradState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
-            nu=tree_zeros_like(params),
-            nu_max=tree_zeros_like(params),
+            nu=square_state_like(params, nu_dtype),
+            nu_max=square_state_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -159,7 +159,9 @@ def scale_by_factored_rms(
 
     def init_leaf(p):
         shapes = _state_shapes(jnp.shape(p), axes_of(jnp.shape(p)))
-        return tuple(jnp.zeros(s, jnp.result_type(p)) for s in shapes)
+        dtype = jnp.result_type(p)
+        dtype = jnp.float32 if dtype == jnp.float16 else dtype  # see square_state_like
+        return tuple(jnp.zeros(s, dtype) for s in shapes)
 
     refuse = packed_guard(
         "scale_by_factored_rms",

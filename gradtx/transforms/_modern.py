@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, ScalarOrSchedule, Updates, check_state
-from .._tree import map_leaves, state_zeros_like, tree_zeros_like
+from .._tree import map_leaves, square_state_like, state_zeros_like, tree_zeros_like
 from ._adam import ScaleByAdamState
 
 
@@ -74,7 +74,7 @@ def scale_by_adopt(
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
-            nu=tree_zeros_like(params),
+            nu=square_state_like(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -15,7 +15,12 @@ from jax import lax
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
-from .._tree import map_leaves, state_zeros_like, tree_full_like, tree_zeros_like
+from .._tree import (
+    map_leaves,
+    square_state_like,
+    state_zeros_like,
+    tree_zeros_like,
+)
 
 
 class TraceState(NamedTuple):
@@ -167,7 +172,7 @@ def scale_by_rms(
     )
 
     def init_fn(params):
-        nu = tree_full_like(params, initial_scale)
+        nu = square_state_like(params, fill=initial_scale)
         if bias_correction:
             return ScaleByRmsWithCountState(count=jnp.zeros([], jnp.int32), nu=nu)
         return ScaleByRmsState(nu=nu)
@@ -232,7 +237,7 @@ def scale_by_stddev(
 
     def init_fn(params):
         mu = tree_zeros_like(params)
-        nu = tree_full_like(params, initial_scale)
+        nu = square_state_like(params, fill=initial_scale)
         if bias_correction:
             count = jnp.zeros([], jnp.int32)
             return ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
@@ -298,7 +303,7 @@ def scale_by_rss(
 
     def init_fn(params):
         return ScaleByRssState(
-            sum_of_squares=tree_full_like(params, initial_accumulator_value)
+            sum_of_squares=square_state_like(params, fill=initial_accumulator_value)
         )
 
     def leaf(g, s):

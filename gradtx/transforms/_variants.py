@@ -16,7 +16,13 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
-from .._tree import map_leaves, state_zeros_like, tree_full_like, tree_zeros_like
+from .._tree import (
+    map_leaves,
+    square_state_like,
+    state_zeros_like,
+    tree_full_like,
+    tree_zeros_like,
+)
 from ._adam import (
     ScaleByAdamState,
     _bias_corrections,
@@ -178,7 +184,7 @@ def scale_by_belief(
         return ScaleByBeliefState(
             count=jnp.zeros([], jnp.int32),
             mu=tree_zeros_like(params),
-            nu=tree_zeros_like(params),
+            nu=square_state_like(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -239,7 +245,7 @@ def scale_by_yogi(
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=tree_full_like(params, initial_accumulator_value),
-            nu=tree_full_like(params, initial_accumulator_value),
+            nu=square_state_like(params, fill=initial_accumulator_value),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -317,7 +323,7 @@ def scale_by_radam(
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=tree_zeros_like(params),
-            nu=tree_zeros_like(params),
+            nu=square_state_like(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
