@@ -58,6 +58,10 @@ from ._linear_algebra import power_iteration as power_iteration
 from ._lookahead import LookaheadParams as LookaheadParams
 from ._lookahead import LookaheadState as LookaheadState
 from ._lookahead import lookahead as lookahead
+from ._low_precision import KahanSummationState as KahanSummationState
+from ._low_precision import StochasticRoundingState as StochasticRoundingState
+from ._low_precision import kahan_summation as kahan_summation
+from ._low_precision import stochastic_rounding as stochastic_rounding
 from ._maths import safe_increment as safe_increment
 from ._microbatch import microbatch as microbatch
 from ._monitoring import MonitorState as MonitorState
@@ -314,6 +318,7 @@ __all__ = [
     "HutchinsonState",
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
+    "KahanSummationState",
     "LookaheadParams",
     "LookaheadState",
     "MaskOrFn",
@@ -362,6 +367,7 @@ __all__ = [
     "ShouldSkipUpdateFunction",
     "SnapshotState",
     "SophiaState",
+    "StochasticRoundingState",
     "TraceState",
     "TransformInitFn",
     "TransformUpdateExtraArgsFn",
@@ -415,6 +421,7 @@ __all__ = [
     "inject_hyperparams",
     "inject_stateful_hyperparams",
     "join_schedules",
+    "kahan_summation",
     "keep_params_nonnegative",
     "lamb",
     "lars",
@@ -519,6 +526,7 @@ __all__ = [
     "state_signature",
     "stateless",
     "stateless_with_tree_map",
+    "stochastic_rounding",
     "trace",
     "tree",
     "tree_cast",

@@ -442,6 +442,9 @@ def adamax(
     b1: chex.Numeric = 0.9,
     b2: chex.Numeric = 0.999,
     eps: chex.Numeric = 1e-8,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdaMax: Adam with the infinity norm in place of the second moment.
 
@@ -453,6 +456,10 @@ def adamax(
     Reference: Kingma & Ba, 2015, "Adam: A Method for Stochastic
     Optimization", section 7.1.
 
+    Args:
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
+
     Example:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.adamax(learning_rate=0.1)
@@ -460,7 +467,10 @@ def adamax(
       >>> round(float(u[0]), 4)
       -0.1
     """
-    return chain(scale_by_adamax(b1, b2, eps), _lr("adamax", learning_rate))
+    return chain(
+        scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        _lr("adamax", learning_rate),
+    )
 
 
 def adamaxw(
@@ -470,6 +480,9 @@ def adamaxw(
     eps: chex.Numeric = 1e-8,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdaMaxW: :func:`adamax` with decoupled weight decay (as in :func:`adamw`).
 
@@ -478,6 +491,10 @@ def adamaxw(
             \frac{m_t}{(1-\beta_1^t) u_t} + \lambda \theta_{t-1} \right)
 
     References: Kingma & Ba, 2015; Loshchilov & Hutter, 2019.
+
+    Args:
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import gradtx, jax.numpy as jnp
@@ -488,7 +505,7 @@ def adamaxw(
       -0.15
     """
     return chain(
-        scale_by_adamax(b1, b2, eps),
+        scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
         _lr("adamaxw", learning_rate),
     )

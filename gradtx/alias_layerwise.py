@@ -158,6 +158,9 @@ def lamb(
     eps_root: chex.Numeric = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""LAMB: Adam's step with weight decay, rescaled per layer by a trust ratio.
 
@@ -179,6 +182,8 @@ def lamb(
       weight_decay: :math:`\lambda >= 0`, or a schedule.
       mask: a tree of bools like the params (or a function of the params
         returning one): decay only where True.
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -190,7 +195,14 @@ def lamb(
       [3.0, 3.5]
     """
     return chain(
-        scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
+        scale_by_adam(
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            eps_root=eps_root,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+        ),
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
         scale_by_trust_ratio(),
         _lr("lamb", learning_rate),

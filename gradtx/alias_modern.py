@@ -243,6 +243,7 @@ def adopt(
     nesterov: bool = False,
     use_clipping: bool = True,
     clip_value_fn: Callable[[chex.Array], chex.Array] = _quarter_power,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""ADOPT: Adam that normalises by the *previous* second moment.
 
@@ -273,6 +274,8 @@ def adopt(
       nesterov: use the look-ahead step.
       use_clipping: clip :math:`x_t` to :math:`\pm c(t)`.
       clip_value_fn: :math:`c`, a function of the 0-based step.
+      nu_dtype: dtype of the second moment (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -295,6 +298,7 @@ def adopt(
             nesterov=nesterov,
             use_clipping=use_clipping,
             clip_value_fn=clip_value_fn,
+            nu_dtype=nu_dtype,
         ),
         _lr("adopt", learning_rate),
     )

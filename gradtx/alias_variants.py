@@ -156,6 +156,8 @@ def adabelief(
     eps_root: chex.Numeric = 1e-16,
     *,
     nesterov: bool = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdaBelief: Adam whose denominator tracks the gradient's surprise.
 
@@ -182,6 +184,8 @@ def adabelief(
       eps: :math:`\epsilon` >= 0, outside the square root.
       eps_root: :math:`\epsilon_{root}` >= 0, added to :math:`s_t` every step.
       nesterov: use the look-ahead first moment.
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -192,7 +196,15 @@ def adabelief(
       -0.1111
     """
     return chain(
-        scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov),
+        scale_by_belief(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            nesterov=nesterov,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+        ),
         _lr("adabelief", learning_rate),
     )
 
@@ -202,6 +214,9 @@ def yogi(
     b1: chex.Numeric = 0.9,
     b2: chex.Numeric = 0.999,
     eps: chex.Numeric = 1e-3,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Yogi: Adam with an additive, sign-controlled second moment.
 
@@ -224,6 +239,8 @@ def yogi(
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
       b1, b2: moment rates in [0, 1).
       eps: :math:`\epsilon` >= 0, outside the square root.
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -233,7 +250,10 @@ def yogi(
       >>> round(float(u[0]), 4)
       -0.0999
     """
-    return chain(scale_by_yogi(b1, b2, eps), _lr("yogi", learning_rate))
+    return chain(
+        scale_by_yogi(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        _lr("yogi", learning_rate),
+    )
 
 
 def radam(
@@ -245,6 +265,8 @@ def radam(
     threshold: chex.Numeric = 5.0,
     *,
     nesterov: bool = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""RAdam: Adam whose adaptive step is switched on and rectified gradually.
 
@@ -276,6 +298,8 @@ def radam(
       threshold: the value of :math:`\rho_t` (>= 4) from which the adaptive
         step is taken.
       nesterov: use NAdam's look-ahead first moment.
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -286,6 +310,15 @@ def radam(
       -0.2
     """
     return chain(
-        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
+        scale_by_radam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            threshold,
+            nesterov=nesterov,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+        ),
         _lr("radam", learning_rate),
     )

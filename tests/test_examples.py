@@ -53,3 +53,19 @@ def test_classic_optimizers():
         assert row, f"no row for {rule!r} in\n{out}"
         loss, accuracy = map(float, row.groups())
         assert loss < 0.7 and accuracy > 0.5, row.group(0)
+
+
+def test_bf16_training(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bf16.png"
+    out = run_example("bf16_training.py", "--steps", "200", "--out", str(png))
+    losses = {
+        n: float(v)
+        for n, v in re.findall(r"^(.+?) +final train loss ([\d.]+)", out, re.M)
+    }
+    f32 = losses["float32"]
+    assert losses["bf16"] > f32 + 1.0, out  # plain bf16 stalls
+    for name in ("bf16 + Kahan", "bf16 + stochastic rounding"):
+        assert abs(losses[name] - f32) < 0.05 * f32, out
+    assert png.stat().st_size > 10_000

@@ -164,3 +164,39 @@ def test_bf16_moments_follow_the_float32_moments():
     full = run(gradtx.adam(1e-2))
     half = run(gradtx.adam(1e-2, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16))
     np.testing.assert_allclose(half["w"], full["w"], atol=2e-2)
+
+
+ADAM_FAMILY = [
+    "adam",
+    "adamw",
+    "nadam",
+    "nadamw",
+    "adam_l2",
+    "amsgrad",
+    "adamax",
+    "adamaxw",
+    "adabelief",
+    "yogi",
+    "radam",
+    "lamb",
+    "adopt",
+]
+
+
+@pytest.mark.parametrize("name", ADAM_FAMILY)
+def test_every_adam_family_optimizer_takes_mu_and_nu_dtypes(name):
+    kwargs = {"nu_dtype": jnp.bfloat16}
+    if name != "adopt":  # adopt's mu_dtype is positional, as in Optax
+        kwargs["mu_dtype"] = jnp.bfloat16
+    tx = getattr(gradtx, name)(1e-2, **kwargs)
+    params = {"w": jnp.linspace(-1.0, 1.0, 8), "h": jnp.ones((3,), jnp.float16)}
+    state = tx.init(params)
+    moments = [x for x in jax.tree.leaves(state) if x.ndim]  # counts are scalars
+    assert moments and all(x.dtype == jnp.bfloat16 for x in moments), name
+    updates, state2 = jax.jit(tx.update)(params, state, params)
+    assert jax.tree.map(lambda x: x.dtype, state2) == jax.tree.map(
+        lambda x: x.dtype, state
+    )
+    assert _finite(updates)
+    with pytest.raises(ValueError, match="nu_dtype"):
+        getattr(gradtx, name)(1e-2, nu_dtype=jnp.int8)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
 from .._describe import described
-from .._tree import map_leaves, square_state_like, state_zeros_like, tree_zeros_like
+from .._tree import map_leaves, square_state_like, state_zeros_like
 
 
 class ScaleByAdamState(NamedTuple):
@@ -196,7 +196,12 @@ def scale_by_amsgrad(
 
 
 def scale_by_adamax(
-    b1: chex.Numeric = 0.9, b2: chex.Numeric = 0.999, eps: chex.Numeric = 1e-8
+    b1: chex.Numeric = 0.9,
+    b2: chex.Numeric = 0.999,
+    eps: chex.Numeric = 1e-8,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AdaMax scaling: ``u = m̂ / ν`` with ``ν ← max(b2·ν, |g| + ε)``.
 
@@ -207,6 +212,8 @@ def scale_by_adamax(
       b1: decay of the first moment, in [0, 1).
       b2: decay of the infinity norm, in [0, 1).
       eps: ε >= 0 added to ``|g|`` (keeps ν > 0).
+      mu_dtype: dtype of the first moment (default: the params').
+      nu_dtype: dtype of the infinity norm ν (default: the params').
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`
@@ -214,11 +221,14 @@ def scale_by_adamax(
     """
     _check_adam_args("scale_by_adamax", b1, b2, eps)
 
+    mu_dtype = _validate.float_dtype("scale_by_adamax", "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype("scale_by_adamax", "nu_dtype", nu_dtype)
+
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params),
-            nu=tree_zeros_like(params),
+            mu=state_zeros_like(params, mu_dtype),
+            nu=state_zeros_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -32,6 +32,7 @@ def scale_by_adopt(
     nesterov: bool = False,
     use_clipping: bool = True,
     clip_value_fn: Callable[[chex.Array], chex.Array] = _quarter_power,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """ADOPT scaling: normalise ``g`` by the *previous* second moment, then average.
 
@@ -53,6 +54,8 @@ def scale_by_adopt(
       nesterov: return the look-ahead ``b1·m + (1 − b1)·x`` instead of ``m``.
       use_clipping: clip the normalised gradient to ``[−c(t), c(t)]``.
       clip_value_fn: ``c``, a function of the 0-based step (default ``t^¼``).
+      nu_dtype: dtype of the second moment (default: the params'; float32
+        for float16 params, see ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
@@ -70,11 +73,13 @@ def scale_by_adopt(
             f"{clip_value_fn!r}."
         )
 
+    nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
+
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
-            nu=square_state_like(params),
+            nu=square_state_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

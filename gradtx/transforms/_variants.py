@@ -21,7 +21,6 @@ from .._tree import (
     square_state_like,
     state_zeros_like,
     tree_full_like,
-    tree_zeros_like,
 )
 from ._adam import (
     ScaleByAdamState,
@@ -160,6 +159,8 @@ def scale_by_belief(
     eps_root: chex.Numeric = 1e-16,
     *,
     nesterov: bool = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AdaBelief scaling: ``u = m̂ / (sqrt(ŝ) + ε)``.
 
@@ -173,6 +174,9 @@ def scale_by_belief(
       eps: ε >= 0 added outside the square root.
       eps_root: ε >= 0 added to ``s`` at every step (stored in the state).
       nesterov: use Nesterov's look-ahead first moment (as in NAdam).
+      mu_dtype: dtype of the first moment (default: the params').
+      nu_dtype: dtype of the second moment (default: the params'; float32
+        for float16 params, see ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByBeliefState`.
@@ -180,11 +184,14 @@ def scale_by_belief(
     owner = "scale_by_belief"
     _check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
 
+    mu_dtype = _validate.float_dtype("scale_by_belief", "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype("scale_by_belief", "nu_dtype", nu_dtype)
+
     def init_fn(params):
         return ScaleByBeliefState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params),
-            nu=square_state_like(params),
+            mu=state_zeros_like(params, mu_dtype),
+            nu=square_state_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -219,6 +226,9 @@ def scale_by_yogi(
     eps: chex.Numeric = 1e-3,
     eps_root: chex.Numeric = 0.0,
     initial_accumulator_value: chex.Numeric = 1e-6,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Yogi scaling: ``v ← v − (1 − b2)·sign(v − g²)·g²``; ``u = m̂ / (sqrt(v̂) + ε)``.
 
@@ -231,6 +241,9 @@ def scale_by_yogi(
       eps: ε >= 0 added outside the square root.
       eps_root: ε >= 0 added inside the square root.
       initial_accumulator_value: the starting value (>= 0) of both moments.
+      mu_dtype: dtype of the first moment (default: the params').
+      nu_dtype: dtype of the second moment (default: the params'; float32
+        for float16 params, see ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
@@ -241,11 +254,18 @@ def scale_by_yogi(
         owner, "initial_accumulator_value", initial_accumulator_value
     )
 
+    mu_dtype = _validate.float_dtype("scale_by_yogi", "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype("scale_by_yogi", "nu_dtype", nu_dtype)
+
+    initial_value = initial_accumulator_value
+
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_full_like(params, initial_accumulator_value),
-            nu=square_state_like(params, fill=initial_accumulator_value),
+            mu=tree_full_like(
+                state_zeros_like(params, mu_dtype), initial_accumulator_value
+            ),
+            nu=square_state_like(params, nu_dtype, fill=initial_value),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -297,6 +317,8 @@ def scale_by_radam(
     threshold: chex.Numeric = 5.0,
     *,
     nesterov: bool = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Rectified Adam scaling: ``u = r_t·m̂ / (sqrt(v̂ + ε_root) + ε)`` once
     ``ρ_t >= threshold``, plain momentum ``u = m̂`` before.
@@ -311,6 +333,9 @@ def scale_by_radam(
       threshold: the value of ``ρ_t`` from which the adaptive step is used,
         >= 4 (below 4, ``r_t`` would be the root of a negative number: NaN).
       nesterov: use Nesterov's look-ahead first moment (as in NAdam).
+      mu_dtype: dtype of the first moment (default: the params').
+      nu_dtype: dtype of the second moment (default: the params'; float32
+        for float16 params, see ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
@@ -319,11 +344,14 @@ def scale_by_radam(
     _check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
     _validate.number(owner, "threshold", threshold, low=4.0)
 
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
+
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tree_zeros_like(params),
-            nu=square_state_like(params),
+            mu=state_zeros_like(params, mu_dtype),
+            nu=square_state_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
