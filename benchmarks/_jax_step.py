@@ -87,9 +87,18 @@ def memory_stats(compiled: Any) -> dict[str, int] | None:
 
 
 def tree_bytes(tree: Any) -> int:
-    """Total bytes of the array leaves of a tree (Python scalars count 0)."""
+    """Total bytes of the array leaves of a tree (Python scalars count 0).
+
+    A typed PRNG key counts the bytes of its key data.
+    """
+
+    def nbytes(leaf: Any) -> int:
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        return int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+
     return sum(
-        int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+        nbytes(leaf)
         for leaf in jax.tree.leaves(tree)
         if hasattr(leaf, "shape") and hasattr(leaf, "dtype")
     )

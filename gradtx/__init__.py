@@ -131,6 +131,9 @@ from .alias import nadam as nadam
 from .alias import nadamw as nadamw
 from .alias import rmsprop as rmsprop
 from .alias import sgd as sgd
+from .alias_8bit import adam_8bit as adam_8bit
+from .alias_8bit import adamw_8bit as adamw_8bit
+from .alias_8bit import sgd_8bit as sgd_8bit
 from .alias_adaptive import adadelta as adadelta
 from .alias_adaptive import adan as adan
 from .alias_adaptive import novograd as novograd
@@ -263,6 +266,13 @@ from .transforms._muon import MuonState as MuonState
 from .transforms._muon import scale_by_muon as scale_by_muon
 from .transforms._prodigy import ProdigyState as ProdigyState
 from .transforms._prodigy import prodigy as prodigy
+from .transforms._quantized import QuantizedArray as QuantizedArray
+from .transforms._quantized import ScaleByAdam8bitState as ScaleByAdam8bitState
+from .transforms._quantized import Trace8bitState as Trace8bitState
+from .transforms._quantized import dequantize_8bit as dequantize_8bit
+from .transforms._quantized import quantize_8bit as quantize_8bit
+from .transforms._quantized import scale_by_adam_8bit as scale_by_adam_8bit
+from .transforms._quantized import trace_8bit as trace_8bit
 from .transforms._scaling import ScaleByScheduleState as ScaleByScheduleState
 from .transforms._scaling import ScaleState as ScaleState
 from .transforms._scaling import scale as scale
@@ -336,9 +346,11 @@ __all__ = [
     "Params",
     "PartitionState",
     "ProdigyState",
+    "QuantizedArray",
     "ReduceLROnPlateauState",
     "ScalarOrSchedule",
     "ScaleByAdaDeltaState",
+    "ScaleByAdam8bitState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
@@ -368,6 +380,7 @@ __all__ = [
     "SnapshotState",
     "SophiaState",
     "StochasticRoundingState",
+    "Trace8bitState",
     "TraceState",
     "TransformInitFn",
     "TransformUpdateExtraArgsFn",
@@ -382,10 +395,12 @@ __all__ = [
     "adafactor",
     "adagrad",
     "adam",
+    "adam_8bit",
     "adam_l2",
     "adamax",
     "adamaxw",
     "adamw",
+    "adamw_8bit",
     "adan",
     "adaptive_grad_clip",
     "add_decayed_weights",
@@ -407,6 +422,7 @@ __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
+    "dequantize_8bit",
     "ema",
     "exponential_decay",
     "flatten",
@@ -462,6 +478,7 @@ __all__ = [
     "polynomial_schedule",
     "power_iteration",
     "prodigy",
+    "quantize_8bit",
     "radam",
     "reduce_on_plateau",
     "refuse_packed",
@@ -475,6 +492,7 @@ __all__ = [
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
+    "scale_by_adam_8bit",
     "scale_by_adamax",
     "scale_by_adan",
     "scale_by_ademamix",
@@ -514,6 +532,7 @@ __all__ = [
     "selective_transform",
     "set_to_zero",
     "sgd",
+    "sgd_8bit",
     "sgdr_schedule",
     "sign_sgd",
     "signum",
@@ -528,6 +547,7 @@ __all__ = [
     "stateless_with_tree_map",
     "stochastic_rounding",
     "trace",
+    "trace_8bit",
     "tree",
     "tree_cast",
     "tree_cast_like",

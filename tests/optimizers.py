@@ -98,6 +98,16 @@ OPTIMIZERS = [
         dict(learning_rate=1e-2, momentum=0.9, multiply_by_parameter_scale=False),
     ),
     ("noisy_sgd", "noisy_sgd", dict(learning_rate=1e-3, key=0)),
+    # 8-bit state; min_size=0 quantises every leaf of the small test trees
+    ("adam_8bit", "adam_8bit", dict(learning_rate=2e-2, min_size=0, block_size=4)),
+    ("adamw_8bit", "adamw_8bit", dict(learning_rate=2e-2, min_size=0)),
+    ("adamw_8bit_float", "adamw_8bit", dict(learning_rate=2e-2)),
+    ("sgd_8bit", "sgd_8bit", dict(learning_rate=1e-3, min_size=0)),
+    (
+        "sgd_8bit_nesterov",
+        "sgd_8bit",
+        dict(learning_rate=1e-3, nesterov=True, min_size=0, block_size=8),
+    ),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -112,6 +122,9 @@ NOT_COMPARABLE_TO_OPTAX = {
     "rprop": "Optax 0.2.8 returns the previous step's update (optax#1725)",
     "sm3": "Optax 0.2.8 fails on scalar and zero-size leaves",
     "muon": "Optax 0.2.8 divides by zero on a (0, 3) leaf (its fan-in is 0)",
+    "adam_8bit": "no Optax counterpart: 8-bit state",
+    "adamw_8bit": "no Optax counterpart: 8-bit state",
+    "sgd_8bit": "no Optax counterpart: 8-bit state",
 }
 
 
@@ -162,6 +175,9 @@ ALIASES = [
     "lamb",
     "adafactor",
     "noisy_sgd",
+    "adam_8bit",
+    "adamw_8bit",
+    "sgd_8bit",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

@@ -314,6 +314,9 @@ UNSUPPORTED = [
     ("sophia", "scale_by_sophia", lambda: gradtx.sophia(0.1), {"obj_fn": _obj}),
     ("hutchinson_estimator_diag_hessian", "hutchinson_estimator_diag_hessian",
      gradtx.hutchinson_estimator_diag_hessian, {"obj_fn": _obj}),
+    ("adam_8bit", "scale_by_adam_8bit", lambda: gradtx.adam_8bit(0.1, min_size=0), {}),
+    ("adamw_8bit", "scale_by_adam_8bit", lambda: gradtx.adamw_8bit(0.1), {}),
+    ("sgd_8bit", "trace_8bit", lambda: gradtx.sgd_8bit(0.1, min_size=0), {}),
 ]  # fmt: skip
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 
@@ -357,6 +360,8 @@ def test_every_table_optimizer_is_classified():
         "noisy_sgd": "the noise-variance test",
         "muon": "the Newton–Schulz test; the rest is Adam and linear maps",
         "schedule_free_sgd": "as schedule_free_adamw_wd, without Adam",
+        "adamw_8bit_float": "adamw_8bit: rejected",
+        "sgd_8bit_nesterov": "sgd_8bit: rejected",
     }
     covered = set(TWIN_IDS) | set(UNSUPPORTED_IDS) | set(OPTAX_IDS)
     covered |= set(others) | set(SAME_MATHS_AS)

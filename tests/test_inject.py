@@ -134,7 +134,15 @@ def test_bit_equal_to_python_float_defaults_unlike_optax():
 # runtime scalar (measured 8e-8). The values agree to float32 rounding there,
 # bit for bit everywhere else.
 CODEGEN_ONLY = {"muon": 1e-6, "sm3": 1e-6, "lars": 1e-6}
-STATIC = ("mask", "key", "ns_steps", "min_dim_size_to_factor", "clip_value_fn")
+STATIC = (
+    "mask",
+    "key",
+    "ns_steps",
+    "min_dim_size_to_factor",
+    "clip_value_fn",
+    "block_size",
+    "min_size",
+)
 
 
 @pytest.mark.parametrize(

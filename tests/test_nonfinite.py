@@ -92,6 +92,12 @@ EXPECTED = {
     "adafactor": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "adafactor_momentum": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "noisy_sgd": ("elem>none same clean", "elem>none same clean"),
+    # 8-bit state: a bad value spreads to its block of the quantised moments
+    "adam_8bit": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "adamw_8bit": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "adamw_8bit_float": ELEM_STUCK,
+    "sgd_8bit": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "sgd_8bit_nesterov": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
 }
 
 

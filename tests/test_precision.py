@@ -185,9 +185,7 @@ ADAM_FAMILY = [
 
 @pytest.mark.parametrize("name", ADAM_FAMILY)
 def test_every_adam_family_optimizer_takes_mu_and_nu_dtypes(name):
-    kwargs = {"nu_dtype": jnp.bfloat16}
-    if name != "adopt":  # adopt's mu_dtype is positional, as in Optax
-        kwargs["mu_dtype"] = jnp.bfloat16
+    kwargs = {"mu_dtype": jnp.bfloat16, "nu_dtype": jnp.bfloat16}
     tx = getattr(gradtx, name)(1e-2, **kwargs)
     params = {"w": jnp.linspace(-1.0, 1.0, 8), "h": jnp.ones((3,), jnp.float16)}
     state = tx.init(params)
