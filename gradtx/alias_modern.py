@@ -315,6 +315,8 @@ def ademamix(
     mu_dtype: Any = None,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
+    *,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdEMAMix: AdamW with a second, much slower momentum mixed in.
 
@@ -346,6 +348,8 @@ def ademamix(
       mu_dtype: dtype of the moments (default: the params').
       weight_decay: :math:`\lambda` >= 0, or a schedule.
       mask: a tree of bools (or a function of the params): decay only there.
+      nu_dtype: dtype of the second moment alone (default: ``mu_dtype``; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -357,7 +361,9 @@ def ademamix(
       '-0.10005'
     """
     return chain(
-        scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
+        scale_by_ademamix(
+            b1, b2, b3, alpha, eps, eps_root, mu_dtype, nu_dtype=nu_dtype
+        ),
         add_decayed_weights(weight_decay, mask),
         _lr("ademamix", learning_rate),
     )
@@ -372,6 +378,9 @@ def simplified_ademamix(
     eps_root: chex.Numeric = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Simplified AdEMAMix: one undamped momentum sum plus the current gradient.
 
@@ -398,6 +407,8 @@ def simplified_ademamix(
       eps, eps_root: :math:`\epsilon, \epsilon_{root}` >= 0.
       weight_decay: :math:`\lambda` >= 0, or a schedule.
       mask: a tree of bools (or a function of the params): decay only there.
+      mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
+        ``docs/precision.md``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -409,7 +420,9 @@ def simplified_ademamix(
       -0.1
     """
     return chain(
-        scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
+        scale_by_simplified_ademamix(
+            b1, b2, alpha, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        ),
         add_decayed_weights(weight_decay, mask),
         _lr("simplified_ademamix", learning_rate),
     )

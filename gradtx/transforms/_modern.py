@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, ScalarOrSchedule, Updates, check_state
-from .._tree import map_leaves, square_state_like, state_zeros_like, tree_zeros_like
+from .._tree import map_leaves, square_state_like, state_zeros_like
 from ._adam import ScaleByAdamState
 
 
@@ -140,6 +140,8 @@ def scale_by_ademamix(
     eps: chex.Numeric = 1e-8,
     eps_root: chex.Numeric = 0.0,
     mu_dtype: Any = None,
+    *,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AdEMAMix scaling: ``u = (m̂₁ + α·m₂) / (sqrt(ν̂ + ε_root) + ε)``.
 
@@ -157,6 +159,8 @@ def scale_by_ademamix(
       eps, eps_root: ε >= 0 outside / inside the square root.
       mu_dtype: dtype of the three moments (default: the params'; as in Optax,
         it applies to ``ν`` too).
+      nu_dtype: dtype of ``ν`` alone, overriding ``mu_dtype`` for it (with
+        neither, float16 params get a float32 ``ν``: ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdemamixState`.
@@ -170,11 +174,13 @@ def scale_by_ademamix(
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):
         zeros = state_zeros_like(params, mu_dtype)
         count = jnp.zeros([], jnp.int32)
-        return ScaleByAdemamixState(count, count, zeros, zeros, zeros)
+        nu = square_state_like(params, nu_dtype if nu_dtype is not None else mu_dtype)
+        return ScaleByAdemamixState(count, count, zeros, zeros, nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -222,6 +228,9 @@ def scale_by_simplified_ademamix(
     alpha: ScalarOrSchedule = 0.0,
     eps: chex.Numeric = 1e-8,
     eps_root: chex.Numeric = 0.0,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Simplified AdEMAMix scaling: ``u = (m + α·g) / (sqrt(n̂ + ε_root) + ε)``.
 
@@ -233,6 +242,8 @@ def scale_by_simplified_ademamix(
       b2: decay of the second moment, in [0, 1).
       alpha: weight α >= 0 of the current gradient, or a schedule.
       eps, eps_root: ε >= 0 outside / inside the square root.
+      mu_dtype, nu_dtype: dtypes of ``m`` and ``n`` (default: the params';
+        float32 ``n`` for float16 params, ``docs/precision.md``).
 
     Returns:
       A :class:`GradientTransformation` with state
@@ -244,10 +255,13 @@ def scale_by_simplified_ademamix(
     _validate.scalar_or_schedule(owner, "alpha", alpha)
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):
-        zeros = tree_zeros_like(params)
-        return ScaleBySimplifiedAdEMAMixState(jnp.zeros([], jnp.int32), zeros, zeros)
+        m = state_zeros_like(params, mu_dtype)
+        n = square_state_like(params, nu_dtype)
+        return ScaleBySimplifiedAdEMAMixState(jnp.zeros([], jnp.int32), m, n)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
