@@ -276,7 +276,7 @@ def state_signature(state: OptState) -> str:
     Returns:
       A string, one line per NamedTuple with fields, in tree order.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> from gradtx._checkpoint import state_signature
       >>> print(state_signature(gradtx.adam(1e-3).init({"w": jnp.zeros(3)})))
@@ -366,7 +366,7 @@ def restore_state(
         an array, ``None`` where a state was expected.
       TypeError: when ``tx`` is not a gradient transformation.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp, numpy as np
       >>> from gradtx._checkpoint import restore_state
       >>> params = {"w": jnp.zeros(3)}
@@ -405,7 +405,7 @@ def validate_state(tx: GradientTransformation, params: Params, state: Any) -> No
     Raises:
       ValueError: naming the first difference by its path and both sides.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> from gradtx._checkpoint import validate_state
       >>> tx, params = gradtx.adam(1e-3), {"w": jnp.zeros(3)}

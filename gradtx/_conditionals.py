@@ -131,7 +131,7 @@ def conditionally_transform(
       A :class:`GradientTransformation` with state
       :class:`ConditionallyTransformState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._conditionals import conditionally_transform
       >>> from gradtx.transforms._scaling import scale
@@ -196,7 +196,7 @@ def conditionally_mask(
       A :class:`GradientTransformation` with state
       :class:`ConditionallyMaskState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._conditionals import conditionally_mask
       >>> from gradtx.transforms._scaling import scale
@@ -293,7 +293,7 @@ def apply_if_finite(
     Returns:
       A :class:`GradientTransformation` with state :class:`ApplyIfFiniteState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._conditionals import apply_if_finite
       >>> from gradtx.transforms._scaling import scale

@@ -181,7 +181,7 @@ def fused_step(
       The step function; ``step.native`` tells whether ``tx`` was recognised
       and the kernel is available.
 
-    Example:
+    Examples:
       >>> import gradtx, jax, jax.numpy as jnp
       >>> tx = gradtx.adamw(1e-3)
       >>> step = jax.jit(gradtx.fused_step(tx), donate_argnums=(0, 1))

@@ -235,7 +235,7 @@ def inject_hyperparams(
       returning a :class:`GradientTransformation` with state
       :class:`InjectStatefulHyperparamsState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias import adam
       >>> from gradtx._inject import inject_hyperparams

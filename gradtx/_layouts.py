@@ -40,7 +40,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
       A :class:`GradientTransformation` whose state is ``inner``'s state for
       the flat vector.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._layouts import flatten
       >>> from gradtx.transforms._scaling import scale

@@ -105,7 +105,7 @@ def power_iteration(
       ``(eigenvalue, eigenvector)``; the eigenvector has unit 2-norm and the
       structure of ``v0``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._linear_algebra import power_iteration
       >>> eig, vec = power_iteration(jnp.diag(jnp.array([1.0, -4.0, 2.0])))
@@ -245,7 +245,7 @@ def matrix_inverse_pth_root(
       ``(root, error)``: the inverse p-th root (dtype of ``matrix``) and the
       final ``max|M - I|``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._linear_algebra import matrix_inverse_pth_root
       >>> root, _ = matrix_inverse_pth_root(jnp.diag(jnp.array([4.0, 16.0])), 2)
@@ -341,7 +341,7 @@ def nnls(
     Returns:
       ``x``, shape (N,) or (N, K), with ``x >= 0``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._linear_algebra import nnls
       >>> x = nnls(jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([5.0, 6.0]), 1000)

@@ -101,7 +101,7 @@ def lookahead(
       A :class:`GradientTransformation` with state :class:`LookaheadState`,
       whose updates are a :class:`LookaheadParams`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias import sgd
       >>> from gradtx._base import apply_updates

@@ -206,7 +206,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
       al., `Revisiting BFloat16 Training <https://arxiv.org/abs/2010.06192>`_,
       2020.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, gradtx
       >>> from gradtx._low_precision import kahan_summation
       >>> p = q = jnp.ones((), jnp.bfloat16)
@@ -322,7 +322,7 @@ def stochastic_rounding(
       <https://arxiv.org/abs/1502.02551>`_, ICML 2015; Zamirai et al.,
       `Revisiting BFloat16 Training <https://arxiv.org/abs/2010.06192>`_, 2020.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, gradtx
       >>> from gradtx._low_precision import stochastic_rounding
       >>> tx = stochastic_rounding(gradtx.sgd(1e-3), key=0)

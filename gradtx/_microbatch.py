@@ -241,7 +241,7 @@ def microbatch(
     Returns:
       A function with ``fun``'s arguments returning the combined output.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._microbatch import AccumulationType, microbatch
       >>> fun = lambda x: (x * 2, jnp.sum(x))

@@ -57,7 +57,7 @@ def snapshot(
       A :class:`GradientTransformation` with state :class:`SnapshotState`,
       leaving the updates unchanged.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._monitoring import snapshot
       >>> from gradtx._tree import global_norm
@@ -112,7 +112,7 @@ def monitor(
       A :class:`GradientTransformation` with state :class:`MonitorState`,
       leaving the updates unchanged.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._monitoring import measure_with_ema, monitor
       >>> from gradtx._tree import global_norm

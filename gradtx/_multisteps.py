@@ -142,7 +142,7 @@ class MultiSteps:
       accumulator_dtype: dtype of the accumulator (float32 by default;
         ``None`` follows the params).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._multisteps import MultiSteps
       >>> from gradtx.transforms._scaling import scale

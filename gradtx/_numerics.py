@@ -72,7 +72,7 @@ def safe_norm(
     Returns:
       The floored norm.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx._numerics import safe_norm
       >>> float(safe_norm(jnp.array([3.0, 4.0]), 1.0))
@@ -109,7 +109,7 @@ def safe_root_mean_squares(x: chex.Array, min_rms: chex.Numeric) -> chex.Array:
     Returns:
       The floored root mean square, a scalar.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._numerics import safe_root_mean_squares
       >>> float(safe_root_mean_squares(jnp.array([3.0, 4.0, 0.0, 0.0]), 0.1))

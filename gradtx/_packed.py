@@ -52,7 +52,7 @@ def packed(
     Returns:
       A :class:`GradientTransformation` with ``inner``'s (packed) state.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = {"b": [jnp.ones(3) for _ in range(5)], "w": jnp.ones((2, 2))}
       >>> tx = gradtx.packed(gradtx.adam(0.1))

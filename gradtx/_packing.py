@@ -295,7 +295,7 @@ def pack(
     Returns:
       A :class:`Packed` holding the same values.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx import pack, unpack
       >>> params = {"b": jnp.zeros(3), "s": jnp.ones(()), "w": jnp.ones((4, 4))}

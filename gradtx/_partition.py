@@ -225,7 +225,7 @@ def partition(
       A :class:`GradientTransformation` with state :class:`PartitionState`,
       whose ``inner_states`` maps each label to a :class:`MaskedState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx import adam, apply_updates, set_to_zero
       >>> from gradtx._partition import partition
@@ -276,7 +276,7 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
     Returns:
       A :class:`GradientTransformation` with state :class:`MaskedState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._partition import freeze
       >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
@@ -331,7 +331,7 @@ def selective_transform(
       A :class:`GradientTransformation` with state :class:`PartitionState`
       (labels ``"train"`` and ``"freeze"``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx import adam
       >>> from gradtx._partition import selective_transform

@@ -103,7 +103,7 @@ def reduce_on_plateau(
       A :class:`GradientTransformation` whose ``update`` takes the keyword
       argument ``value``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._plateau import reduce_on_plateau
       >>> tx = reduce_on_plateau(factor=0.5, patience=2)

@@ -99,7 +99,7 @@ def schedule_free_eval_params(state: OptState, params: Params) -> Params:
     Returns:
       :math:`x_t`, a tree like ``params`` (and of its dtypes).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._schedule_free import schedule_free_eval_params
       >>> from gradtx._schedule_free import schedule_free_sgd
@@ -296,7 +296,7 @@ def schedule_free_sgd(
       weight_decay: :math:`\lambda` >= 0, or ``None``.
       weight_lr_power, state_dtype: as in :func:`schedule_free`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._schedule_free import schedule_free_sgd
       >>> opt = schedule_free_sgd(learning_rate=0.1)
@@ -347,7 +347,7 @@ def schedule_free_adamw(
       weight_decay: :math:`\lambda` >= 0.
       weight_lr_power, state_dtype: as in :func:`schedule_free`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._schedule_free import schedule_free_adamw
       >>> opt = schedule_free_adamw(learning_rate=0.1)

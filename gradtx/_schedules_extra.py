@@ -111,7 +111,7 @@ def piecewise_interpolate_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import piecewise_interpolate_schedule
       >>> sched = piecewise_interpolate_schedule("linear", 1.0, {4: 0.1, 8: 0.01})
       >>> [round(float(sched(t)), 6) for t in (0, 2, 4, 6, 8, 10)]
@@ -181,7 +181,7 @@ def linear_onecycle_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import linear_onecycle_schedule
       >>> sched = linear_onecycle_schedule(100, 1.0, div_factor=10.0)
       >>> [round(float(sched(t)), 6) for t in (0, 30, 85, 200)]
@@ -240,7 +240,7 @@ def cosine_onecycle_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import cosine_onecycle_schedule
       >>> sched = cosine_onecycle_schedule(100, 1.0, pct_start=0.5, div_factor=10.0)
       >>> [round(float(sched(t)), 6) for t in (0, 25, 50, 200)]
@@ -283,7 +283,7 @@ def warmup_constant_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import warmup_constant_schedule
       >>> sched = warmup_constant_schedule(0.0, 1.0, 10)
       >>> [float(sched(t)) for t in (0, 5, 10, 1000)]
@@ -337,7 +337,7 @@ def warmup_exponential_decay_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import warmup_exponential_decay_schedule
       >>> sched = warmup_exponential_decay_schedule(0.0, 1.0, 10, 10, 0.5)
       >>> [float(sched(t)) for t in (5, 10, 20, 30)]
@@ -380,7 +380,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Numeric]]) -> Schedule:
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx._schedules_extra import sgdr_schedule
       >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=110)
       >>> sched = sgdr_schedule([cycle, cycle])

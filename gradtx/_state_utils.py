@@ -122,7 +122,7 @@ def get(tree: Any, key: Any, default: Any = None, filtering: Filtering = None) -
     Raises:
       KeyError: when several values match (narrow them with ``filtering``).
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> state = gradtx.adam(1e-3).init(jnp.zeros(2))
       >>> int(gradtx.tree.get(state, "count"))
@@ -170,7 +170,7 @@ def set(tree: Any, filtering: Filtering = None, /, **kwargs: Any) -> Any:
     Raises:
       KeyError: when a name matches nothing.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> state = gradtx.adam(1e-3).init(jnp.zeros(2))
       >>> state = gradtx.tree.set(state, count=jnp.int32(10))
@@ -199,7 +199,7 @@ def map_params(
     built from the params. ``f`` maps their leaves (with matching leaves of
     ``rest``); other leaves go through ``transform_non_params`` if given.
 
-    Example:
+    Examples:
       >>> import gradtx, jax, jax.numpy as jnp
       >>> opt = gradtx.adam(1e-3)
       >>> state = opt.init({"w": jnp.ones(3)})

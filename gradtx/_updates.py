@@ -55,7 +55,7 @@ def incremental_update(
       The new moving average, with the structure and dtypes of
       ``old_tensors``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._updates import incremental_update
       >>> incremental_update(jnp.array([1.0]), jnp.array([0.0]), 0.25).tolist()
@@ -96,7 +96,7 @@ def periodic_update(
     Returns:
       ``new_tensors`` if ``steps % update_period == 0``, else ``old_tensors``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx._updates import periodic_update
       >>> new, old = jnp.array([1.0]), jnp.array([0.0])

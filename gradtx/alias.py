@@ -60,7 +60,7 @@ def sgd(
       nesterov: use the Nesterov form.
       accumulator_dtype: dtype of the momentum buffer (default: the params').
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0, -2.0])
       >>> opt = gradtx.sgd(learning_rate=0.1, momentum=0.9)
@@ -91,7 +91,7 @@ def adagrad(
     Reference: Duchi, Hazan & Singer, 2011, "Adaptive Subgradient Methods for
     Online Learning and Stochastic Optimization".
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.adagrad(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([3.0]), opt.init(jnp.zeros(1)))
@@ -133,7 +133,7 @@ def rmsprop(
     Machine Learning"; Graves, 2013, "Generating Sequences With Recurrent Neural
     Networks" (centered form).
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.rmsprop(learning_rate=0.01, eps_in_sqrt=False)
       >>> u, _ = opt.update(jnp.array([1.0]), opt.init(jnp.zeros(1)))
@@ -209,7 +209,7 @@ def adam(
         ``mu_dtype=nu_dtype=jnp.bfloat16`` the state takes 4 bytes per
         parameter instead of 8 (see ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = {"w": jnp.array([1.0, -2.0])}
       >>> opt = gradtx.adam(learning_rate=0.1)
@@ -254,7 +254,7 @@ def nadam(
 
     Reference: Dozat, 2016, "Incorporating Nesterov Momentum into Adam".
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.nadam(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
@@ -308,7 +308,7 @@ def adamw(
       mask: a tree of bools (or a function of the params returning one): decay
         only where True, e.g. not biases and norm scales.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0])
       >>> opt = gradtx.adamw(learning_rate=0.1, weight_decay=0.5)
@@ -355,7 +355,7 @@ def nadamw(
 
     References: Dozat, 2016; Loshchilov & Hutter, 2019.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.nadamw(learning_rate=0.1, weight_decay=0.0)
       >>> params = jnp.zeros(1)
@@ -413,7 +413,7 @@ def adam_l2(
 
     Args: as in :func:`adamw`.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0])
       >>> opt = gradtx.adam_l2(learning_rate=0.1, weight_decay=0.5)
@@ -460,7 +460,7 @@ def adamax(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.adamax(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
@@ -496,7 +496,7 @@ def adamaxw(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0])
       >>> opt = gradtx.adamaxw(learning_rate=0.1, weight_decay=0.5)
@@ -536,7 +536,7 @@ def amsgrad(
     Reference: Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and
     Beyond".
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.amsgrad(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))

@@ -73,7 +73,7 @@ def adam_8bit(
     Raises:
       ValueError/TypeError: naming the argument, for an invalid one.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = {"w": jnp.ones((64, 128))}
       >>> opt = gradtx.adam_8bit(learning_rate=0.1)
@@ -132,7 +132,7 @@ def adamw_8bit(
       mask: a tree of bools (or a function of the params returning one): decay
         only where True.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0])
       >>> opt = gradtx.adamw_8bit(learning_rate=0.1, weight_decay=0.5)
@@ -182,7 +182,7 @@ def sgd_8bit(
       nesterov: use the Nesterov form.
       block_size, min_size: as in :func:`gradtx.adam_8bit`.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> params = jnp.array([1.0, -2.0])
       >>> opt = gradtx.sgd_8bit(learning_rate=0.1, min_size=0)

@@ -63,7 +63,7 @@ def novograd(
       eps, eps_root: :math:`\epsilon`, :math:`\epsilon_{root}` >= 0.
       weight_decay: :math:`\lambda` >= 0, or a schedule (Optax: number only).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import novograd
       >>> opt = novograd(learning_rate=0.1)
@@ -109,7 +109,7 @@ def adadelta(
       weight_decay_mask: a tree of booleans like the params (or a function of
         the params returning one): decay only where True.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import adadelta
       >>> opt, params = adadelta(), jnp.zeros(1)
@@ -165,7 +165,7 @@ def adan(
       mask: a tree of booleans like the params (or a function returning one):
         decay only where True.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import adan
       >>> opt, params = adan(learning_rate=0.1), jnp.zeros(1)
@@ -209,7 +209,7 @@ def sm3(
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
       momentum: :math:`\beta` in [0, 1], or ``None`` for no momentum.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import sm3
       >>> opt = sm3(learning_rate=0.1, momentum=None)
@@ -261,7 +261,7 @@ def rprop(
       eta_plus: :math:`\eta^+` >= 1.
       min_step_size, max_step_size: :math:`0 \le \Delta_{min} \le \Delta_{max}`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import rprop
       >>> opt = rprop(learning_rate=0.1)
@@ -307,7 +307,7 @@ def optimistic_gradient_descent(
       alpha: :math:`\alpha` >= 0.
       beta: :math:`\beta` >= 0.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import optimistic_gradient_descent
       >>> opt = optimistic_gradient_descent(learning_rate=0.1)
@@ -358,7 +358,7 @@ def optimistic_adam_v2(
       mu_dtype: dtype of the first moment (default: the params').
       nesterov: use NAdam's look-ahead first moment.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import optimistic_adam_v2
       >>> opt = optimistic_adam_v2(0.1, nesterov=False)
@@ -403,7 +403,7 @@ def optimistic_adam(
       b1, b2, eps, eps_root, mu_dtype, nesterov: as in
         :func:`optimistic_adam_v2`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_adaptive import optimistic_adam
       >>> opt = optimistic_adam(0.1, nesterov=False)

@@ -56,7 +56,7 @@ def fromage(
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
       min_norm: :math:`m >= 0`, the floor of both norms.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_layerwise import fromage
       >>> params = jnp.array([3.0, 4.0])
@@ -130,7 +130,7 @@ def lars(
       momentum: :math:`\beta` in [0, 1].
       nesterov: use Nesterov momentum.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_layerwise import lars
       >>> params = jnp.array([3.0, 4.0])
@@ -185,7 +185,7 @@ def lamb(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_layerwise import lamb
       >>> params = jnp.array([3.0, 4.0])
@@ -263,7 +263,7 @@ def adafactor(
       weight_decay_mask: a tree of bools like the params (or a function of
         them): decay only where True.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_layerwise import adafactor
       >>> params = jnp.array([1.0, -1.0])
@@ -325,7 +325,7 @@ def noisy_sgd(
       key: a PRNG key or an integer seed (``None`` warns and uses 0).
       seed: deprecated spelling of ``key``; warns.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.alias_layerwise import noisy_sgd
       >>> opt = noisy_sgd(learning_rate=0.1, eta=0.0, key=jax.random.key(0))
@@ -373,7 +373,7 @@ def polyak_sgd(
       eps: :math:`\epsilon >= 0`.
       variant: ``"sps"`` or ``"sps+"``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.alias_layerwise import polyak_sgd
       >>> f = lambda x: jnp.sum(x**2)

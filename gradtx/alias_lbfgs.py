@@ -68,7 +68,7 @@ def lbfgs(
       linesearch: a line search transformation, or ``None`` for none (then
         ``learning_rate`` is the step size).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_lbfgs import lbfgs
       >>> from gradtx._base import apply_updates

@@ -171,7 +171,7 @@ def muon(
         every 2-D leaf.
       consistent_rms: :math:`\rho` >= 0, or ``None`` for the width factor.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_modern import muon
       >>> params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
@@ -277,7 +277,7 @@ def adopt(
       nu_dtype: dtype of the second moment (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_modern import adopt
       >>> opt = adopt(learning_rate=0.1)
@@ -351,7 +351,7 @@ def ademamix(
       nu_dtype: dtype of the second moment alone (default: ``mu_dtype``; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_modern import ademamix
       >>> opt = ademamix(learning_rate=0.1)
@@ -410,7 +410,7 @@ def simplified_ademamix(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_modern import simplified_ademamix
       >>> opt = simplified_ademamix(learning_rate=0.1)

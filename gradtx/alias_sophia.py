@@ -81,7 +81,7 @@ def sophia(
       mu_dtype, verbose, print_win_rate_every_n_steps: as in
         :func:`gradtx.transforms._sophia.scale_by_sophia`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.alias_sophia import sophia
       >>> f = lambda p: jnp.sum(p**2)

@@ -44,7 +44,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     Args:
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import sign_sgd
       >>> opt = sign_sgd(learning_rate=0.1)
@@ -78,7 +78,7 @@ def signum(
       beta: :math:`\beta`, the decay of the average, in [0, 1].
       accumulator_dtype: dtype of the average (default: the params').
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import signum
       >>> opt = signum(learning_rate=0.1)
@@ -132,7 +132,7 @@ def lion(
       mask: a tree of bools (or a function of the params returning one): decay
         only where True.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import lion
       >>> params = jnp.array([1.0, -2.0])
@@ -187,7 +187,7 @@ def adabelief(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import adabelief
       >>> opt = adabelief(learning_rate=0.1, eps_root=0.0)
@@ -242,7 +242,7 @@ def yogi(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import yogi
       >>> opt = yogi(learning_rate=0.1)
@@ -301,7 +301,7 @@ def radam(
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.alias_variants import radam
       >>> opt = radam(learning_rate=0.1)

@@ -44,7 +44,7 @@ def chain(*args: GradientTransformation) -> GradientTransformation:
     Returns:
       A :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import gradtx
       >>> tx = gradtx.chain(gradtx.clip_by_global_norm(1.0),
       ...                   gradtx.scale_by_adam(), gradtx.scale(-1e-3))

@@ -54,7 +54,7 @@ def constant_schedule(value: Numeric) -> Schedule:
     Returns:
       A schedule; given an array of steps, ``value`` in the steps' shape.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import constant_schedule
       >>> float(constant_schedule(0.5)(1000))
       0.5
@@ -106,7 +106,7 @@ def polynomial_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.schedules import polynomial_schedule
       >>> sched = polynomial_schedule(1.0, 0.0, power=2, transition_steps=100)
@@ -139,7 +139,7 @@ def linear_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import linear_schedule
       >>> [float(linear_schedule(1.0, 0.0, 100, 10)(t)) for t in (0, 60, 200)]
       [1.0, 0.5, 0.0]
@@ -175,7 +175,7 @@ def exponential_decay(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import exponential_decay
       >>> sched = exponential_decay(1.0, 10, 0.5, staircase=True, end_value=0.25)
       >>> [float(sched(t)) for t in (0, 15, 20, 100)]
@@ -230,7 +230,7 @@ def cosine_decay_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import cosine_decay_schedule
       >>> [round(float(cosine_decay_schedule(1.0, 100)(t)), 6) for t in (0, 50, 150)]
       [1.0, 0.5, 0.0]
@@ -269,7 +269,7 @@ def piecewise_constant_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import piecewise_constant_schedule
       >>> sched = piecewise_constant_schedule(1.0, {100: 0.5, 200: 0.5})
       >>> [float(sched(t)) for t in (99, 100, 250)]
@@ -331,7 +331,7 @@ def join_schedules(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import join_schedules, linear_schedule
       >>> up, down = linear_schedule(0.0, 1.0, 5), linear_schedule(1.0, 0.0, 10)
       >>> sched = join_schedules([up, down], boundaries=[5])
@@ -403,7 +403,7 @@ def warmup_cosine_decay_schedule(
     Returns:
       A schedule ``step -> value``.
 
-    Example:
+    Examples:
       >>> from gradtx.schedules import warmup_cosine_decay_schedule
       >>> sched = warmup_cosine_decay_schedule(0.0, 1.0, 10, 110)
       >>> [round(float(sched(t)), 6) for t in (5, 10, 60, 200)]

@@ -488,7 +488,7 @@ def scale_by_optimistic_gradient(
       A :class:`GradientTransformation` with state
       :class:`ScaleByOptimisticGradientState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._adaptive import scale_by_optimistic_gradient
       >>> tx = scale_by_optimistic_gradient()

@@ -25,7 +25,7 @@ def clip(max_delta: chex.Numeric) -> GradientTransformation:
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> tx = gradtx.clip(1.0)
       >>> tx.update(jnp.array([-3.0, 0.5, 2.0]), tx.init(None))[0].tolist()

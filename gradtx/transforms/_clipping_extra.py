@@ -42,7 +42,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._clipping_extra import clip_by_block_rms
       >>> tx = clip_by_block_rms(1.0)
@@ -128,7 +128,7 @@ def adaptive_grad_clip(
       A :class:`GradientTransformation` with state
       :class:`AdaptiveGradClipState` (empty); ``update`` needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._clipping_extra import adaptive_grad_clip
       >>> tx = adaptive_grad_clip(0.1)
@@ -240,7 +240,7 @@ def per_example_global_norm_clip(
       the gradients' dtype; integer gradients give floats), and the number of
       examples that were scaled down.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._clipping_extra import (
       ...     per_example_global_norm_clip)
@@ -287,7 +287,7 @@ def per_example_layer_norm_clip(
       each leaf's clipped sum, the second how many examples were scaled down
       for that leaf.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._clipping_extra import (
       ...     per_example_layer_norm_clip)

@@ -25,7 +25,7 @@ def keep_params_nonnegative() -> GradientTransformation:
       A :class:`GradientTransformation` with state
       :class:`NonNegativeParamsState` (empty); ``update`` needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._constraints import keep_params_nonnegative
       >>> tx = keep_params_nonnegative()
@@ -77,7 +77,7 @@ def zero_nans() -> GradientTransformation:
     Returns:
       A :class:`GradientTransformation` with state :class:`ZeroNansState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._constraints import zero_nans
       >>> tx = zero_nans()

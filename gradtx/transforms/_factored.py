@@ -132,7 +132,7 @@ def scale_by_factored_rms(
       A :class:`GradientTransformation` with state :class:`FactoredState`.
       ``params`` are not needed.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._factored import scale_by_factored_rms
       >>> tx = scale_by_factored_rms(min_dim_size_to_factor=2)

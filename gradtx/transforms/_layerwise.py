@@ -68,7 +68,7 @@ def scale_by_trust_ratio(
     Returns:
       A stateless :class:`GradientTransformation` that needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._layerwise import scale_by_trust_ratio
       >>> tx = scale_by_trust_ratio()
@@ -139,7 +139,7 @@ def scale_by_param_block_norm(min_scale: chex.Numeric = 1e-3) -> GradientTransfo
     Returns:
       A stateless :class:`GradientTransformation` that needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._layerwise import scale_by_param_block_norm
       >>> tx = scale_by_param_block_norm()
@@ -163,7 +163,7 @@ def scale_by_param_block_rms(min_scale: chex.Numeric = 1e-3) -> GradientTransfor
     Returns:
       A stateless :class:`GradientTransformation` that needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._layerwise import scale_by_param_block_rms
       >>> tx = scale_by_param_block_rms()

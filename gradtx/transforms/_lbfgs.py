@@ -94,7 +94,7 @@ def scale_by_lbfgs(
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByLBFGSState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._lbfgs import scale_by_lbfgs
       >>> tx = scale_by_lbfgs(memory_size=3)

@@ -210,7 +210,7 @@ def scale_by_backtracking_linesearch(
       A :class:`GradientTransformation` with state
       :class:`ScaleByBacktrackingLinesearchState`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.combine import chain
       >>> from gradtx.transforms._scaling import scale
@@ -372,7 +372,7 @@ def value_and_grad_from_state(
       ValueError: when the state holds no line search state, more than one,
         or one whose ``grad`` is ``None`` (``store_grad=False``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._linesearch import value_and_grad_from_state
       >>> from gradtx.transforms._zoom_linesearch import scale_by_zoom_linesearch

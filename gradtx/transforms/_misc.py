@@ -44,7 +44,7 @@ def centralize() -> GradientTransformation:
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._misc import centralize
       >>> tx = centralize()
@@ -89,7 +89,7 @@ def normalize_by_update_norm(
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._misc import normalize_by_update_norm
       >>> tx = normalize_by_update_norm(scale_factor=-1.0, eps=0.0)
@@ -145,7 +145,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
     Returns:
       A :class:`GradientTransformation` with state :class:`ApplyEvery`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._misc import apply_every
       >>> tx = apply_every(2)
@@ -215,7 +215,7 @@ def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTre
     Returns:
       ``inputs``, unchanged in value.
 
-    Example:
+    Examples:
       >>> import jax
       >>> from gradtx.transforms._misc import scale_gradient
       >>> float(jax.grad(lambda x: scale_gradient(x, 0.5) ** 2)(3.0))

@@ -111,7 +111,7 @@ def prodigy(
       A :class:`GradientTransformation` with state :class:`ProdigyState`; its
       ``update`` needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._prodigy import prodigy
       >>> params = jnp.array([1.0, -2.0])

@@ -145,7 +145,7 @@ def quantize_8bit(
         not an int.
       ValueError: for ``block_size`` < 1.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> q = gradtx.quantize_8bit(jnp.array([1.0, -4.0, 0.0]), block_size=2)
       >>> q.codes.dtype, q.codes.shape, [float(s) for s in q.scales]

@@ -32,7 +32,7 @@ def scale(step_size: chex.Numeric) -> GradientTransformation:
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> tx = gradtx.scale(-0.1)
       >>> u, _ = tx.update(jnp.array([1.0, 2.0]), tx.init(None))

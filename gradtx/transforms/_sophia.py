@@ -60,7 +60,7 @@ def hutchinson_estimator_diag_hessian(
     Returns:
       A :class:`GradientTransformation` with state :class:`HutchinsonState`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._sophia import hutchinson_estimator_diag_hessian
       >>> est = hutchinson_estimator_diag_hessian()

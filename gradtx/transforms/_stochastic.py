@@ -90,7 +90,7 @@ def add_noise(
     Returns:
       A :class:`GradientTransformation` with state :class:`AddNoiseState`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.transforms._stochastic import add_noise
       >>> tx = add_noise(eta=0.0, gamma=0.55, key=jax.random.key(0))
@@ -179,7 +179,7 @@ def scale_by_polyak(
       A stateless :class:`GradientTransformation` whose ``update`` needs
       ``value=``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._stochastic import scale_by_polyak
       >>> tx = scale_by_polyak()
@@ -272,7 +272,7 @@ def scale_by_distance_over_gradients(
       A :class:`GradientTransformation` with state
       :class:`ScaleByDistanceOverGradientsState`; ``update`` needs ``params``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._stochastic import (
       ...     scale_by_distance_over_gradients)

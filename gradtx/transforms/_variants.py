@@ -40,7 +40,7 @@ def scale_by_sign() -> GradientTransformation:
     Returns:
       A stateless :class:`GradientTransformation`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx.transforms._variants import scale_by_sign
       >>> tx = scale_by_sign()

@@ -163,7 +163,7 @@ def scale_by_zoom_linesearch(
       A :class:`GradientTransformation` with state
       :class:`ScaleByZoomLinesearchState`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from gradtx.combine import chain
       >>> from gradtx.transforms._scaling import scale
