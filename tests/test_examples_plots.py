@@ -3,10 +3,9 @@
 import inspect
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
+from test_examples import run_example
 
 import gradtx
 
@@ -24,17 +23,6 @@ TOUR_OPTIMIZERS = [
     "Adam",
     "AdamW",
 ]
-
-
-def run_example(name, *args):
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def assert_png(path):
