@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import importlib.util
 import pathlib
 import re
 import subprocess
@@ -63,3 +64,19 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "api" / "optimizers" / "index.html").exists()
+
+
+def test_rst_maths_becomes_mathjax():
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location(
+        "rst_math", ROOT / "docs" / "_ext" / "rst_math.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (
+        "Rule:\n\n    .. math::\n        a = b\n        + c\n\n"
+        "    with :math:`a` >= 0.\n"
+    )
+    assert module.convert(text) == (
+        "Rule:\n\n    \\[\n    a = b + c\n    \\]\n\n    with \\(a\\) >= 0.\n"
+    )
