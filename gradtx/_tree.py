@@ -67,8 +67,31 @@ def state_dtype(leaf: Any, dtype: Any) -> Any:
     return dtype
 
 
+def check_array_leaves(tree: Any) -> Any:
+    """``tree``, after checking that every leaf is an array or a number.
+
+    State is made like the params, so a leaf that is neither (a function or
+    an activation left in an Equinox model) raises ``TypeError`` naming the
+    leaf, not JAX's bare "zeros_like requires ndarray" from deep inside
+    ``init``.
+    """
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if (hasattr(x, "shape") and hasattr(x, "dtype")) or isinstance(
+            x, int | float | complex
+        ):
+            continue
+        raise TypeError(
+            f"init: params leaf {jax.tree_util.keystr(path) or '<root>'} is a "
+            f"{type(x).__name__}, not an array or a number: optimizer state is "
+            "made like the params, so pass only the array leaves (for an Equinox "
+            "model, eqx.filter(model, eqx.is_array), to update as well)."
+        )
+    return tree
+
+
 def state_zeros_like(tree: Any, dtype: Any = None) -> Any:
     """Zeros like every leaf of ``tree`` in :func:`state_dtype` ``(leaf, dtype)``."""
+    tree = check_array_leaves(tree)
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=state_dtype(x, dtype)), tree)
 
 
@@ -81,6 +104,8 @@ def square_state_like(tree: Any, dtype: Any = None, fill: Any = 0.0) -> Any:
     256 overflow to inf (``docs/precision.md``). bfloat16 has float32's range
     and keeps its dtype.
     """
+
+    tree = check_array_leaves(tree)
 
     def zeros(x):
         if dtype is None and jnp.result_type(x) == jnp.float16:
@@ -290,11 +315,13 @@ def map_leaves(
 
 def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
     """Zeros shaped like every leaf of ``tree`` (dtype: the leaf's, or ``dtype``)."""
+    tree = check_array_leaves(tree)
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
 
 
 def tree_full_like(tree: Any, fill_value: chex.Numeric, dtype: Any = None) -> Any:
     """Arrays filled with ``fill_value`` shaped like every leaf of ``tree``."""
+    tree = check_array_leaves(tree)
     return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
 
 

@@ -93,6 +93,13 @@ def _inject_state_from_plain():
 
 # (id, thunk, exception, pattern the message must match)
 BAD_INPUTS = [
+    # params that are not arrays (an unfiltered Equinox model)
+    (
+        "function_leaf_in_params_at_init",
+        lambda: gradtx.adam(0.1).init({"w": jnp.ones(2), "act": jax.nn.relu}),
+        TypeError,
+        r"init: params leaf \['act'\] is a custom_jvp, not an array.*eqx\.filter",
+    ),
     # shapes: never a silent broadcast
     (
         "grad_shape_1_vs_param_3",
