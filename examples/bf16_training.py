@@ -38,8 +38,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from quickstart import init_mlp, load_data  # the same data and network
 
 import gradtx as gtx
 
@@ -53,30 +52,6 @@ STYLES = {
     "bf16 + Kahan": "C0--",
     "bf16 + stochastic rounding": "C3:",
 }
-
-
-def load_data(seed):
-    """Standardised (x, y) train and test splits as JAX arrays."""
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=0.25, random_state=seed, stratify=y
-    )
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    as_jax = lambda x, y: (jnp.asarray((x - mean) / std, jnp.float32), jnp.asarray(y))
-    return as_jax(x_train, y_train), as_jax(x_test, y_test)
-
-
-def init_mlp(key, sizes):
-    """He-normal weights for the ReLU layers, Glorot-normal for the output."""
-    params = []
-    for i, k in enumerate(jax.random.split(key, len(sizes) - 1)):
-        fan_in, fan_out = sizes[i], sizes[i + 1]
-        is_output = i == len(sizes) - 2
-        std = np.sqrt(2 / (fan_in + fan_out) if is_output else 2 / fan_in)
-        w = std * jax.random.normal(k, (fan_in, fan_out))
-        params.append({"w": w, "b": jnp.zeros(fan_out)})
-    return params
 
 
 def loss_and_accuracy(params, batch):

@@ -115,6 +115,17 @@ def _stochastic_step(u, p, noise, dtype):
 # Tree plumbing.
 
 
+def _inner_step(owner, inner, state, updates, params, extra_args, supported, what):
+    """The wrapped optimizer's step: ``(update leaves, treedef, param dtypes,
+    inner state)``, after the checks both wrappers share."""
+    if params is None:
+        raise ValueError(NO_PARAMS_MSG.format(name=owner))
+    updates, inner_state = inner.update(
+        updates, state.inner_state, params, **extra_args
+    )
+    return (*_flat_params(owner, updates, params, supported, what), inner_state)
+
+
 def _flat_params(owner, updates, params, supported, what):
     """The update leaves, the param leaves laid out like them, their dtypes."""
     u_leaves, treedef = jax.tree.flatten(updates)
@@ -232,13 +243,8 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         check_state(owner, state, KahanSummationState)
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG.format(name=owner))
-        updates, inner_state = inner.update(
-            updates, state.inner_state, params, **extra_args
-        )
-        u_leaves, treedef, dtypes = _flat_params(
-            owner, updates, params, supported, what
+        u_leaves, treedef, dtypes, inner_state = _inner_step(
+            owner, inner, state, updates, params, extra_args, supported, what
         )
         wide = treedef.unflatten(
             [_wide(u, d) for u, d in zip(u_leaves, dtypes, strict=True)]
@@ -351,13 +357,8 @@ def stochastic_rounding(
 
     def update_fn(updates, state, params=None, **extra_args):
         check_state(owner, state, StochasticRoundingState)
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG.format(name=owner))
-        updates, inner_state = inner.update(
-            updates, state.inner_state, params, **extra_args
-        )
-        u_leaves, treedef, dtypes = _flat_params(
-            owner, updates, params, supported, what
+        u_leaves, treedef, dtypes, inner_state = _inner_step(
+            owner, inner, state, updates, params, extra_args, supported, what
         )
         step_key = jax.random.fold_in(state.rng_key, state.count)
         noise, wide = [], []

@@ -19,6 +19,7 @@ from ._packing import (
     DEFAULT_MIN_LEAF_SIZE,
     Packed,
     _contains_packed,
+    check_pack_options,
     pack,
     unpack,
 )
@@ -70,7 +71,7 @@ def packed(
     options = dict(
         min_leaf_size=min_leaf_size, max_leaves_per_buffer=max_leaves_per_buffer
     )
-    pack(None, **options)  # checks the options now, not at the first step
+    check_pack_options(min_leaf_size, max_leaves_per_buffer)
 
     def layout_of(tree: Any, what: str) -> Any:
         if _contains_packed(tree):
@@ -84,9 +85,11 @@ def packed(
         return inner.init(layout_of(params, "params").pack(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        layout = layout_of(updates, "updates")
+        # the params' layout, as at init, when there are params
         packed_params = None
-        if params is not None:
+        if params is None:
+            layout = layout_of(updates, "updates")
+        else:
             packed_params = layout_of(params, "params").pack(params)
             layout = packed_params.layout
         out, state = inner.update(

@@ -262,6 +262,28 @@ def _is_packable(x: Any, min_leaf_size: int) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact) and _size(x) < min_leaf_size
 
 
+def check_pack_options(min_leaf_size: Any, max_leaves_per_buffer: Any) -> None:
+    """Raises for a ``min_leaf_size`` or ``max_leaves_per_buffer`` that is not
+    an int >= 1 (:func:`pack`'s options)."""
+    if isinstance(min_leaf_size, bool) or not isinstance(
+        min_leaf_size, int | np.integer
+    ):
+        raise TypeError(f"pack: `min_leaf_size` must be an int; got {min_leaf_size!r}.")
+    if min_leaf_size < 1:
+        raise ValueError(f"pack: `min_leaf_size` must be >= 1; got {min_leaf_size}.")
+    if isinstance(max_leaves_per_buffer, bool) or not isinstance(
+        max_leaves_per_buffer, int | np.integer
+    ):
+        raise TypeError(
+            "pack: `max_leaves_per_buffer` must be an int; got "
+            f"{max_leaves_per_buffer!r}."
+        )
+    if max_leaves_per_buffer < 1:
+        raise ValueError(
+            f"pack: `max_leaves_per_buffer` must be >= 1; got {max_leaves_per_buffer}."
+        )
+
+
 def pack(
     params: Any,
     *,
@@ -305,23 +327,7 @@ def pack(
       >>> unpack(packed)["s"].shape
       ()
     """
-    if isinstance(min_leaf_size, bool) or not isinstance(
-        min_leaf_size, int | np.integer
-    ):
-        raise TypeError(f"pack: `min_leaf_size` must be an int; got {min_leaf_size!r}.")
-    if min_leaf_size < 1:
-        raise ValueError(f"pack: `min_leaf_size` must be >= 1; got {min_leaf_size}.")
-    if isinstance(max_leaves_per_buffer, bool) or not isinstance(
-        max_leaves_per_buffer, int | np.integer
-    ):
-        raise TypeError(
-            "pack: `max_leaves_per_buffer` must be an int; got "
-            f"{max_leaves_per_buffer!r}."
-        )
-    if max_leaves_per_buffer < 1:
-        raise ValueError(
-            f"pack: `max_leaves_per_buffer` must be >= 1; got {max_leaves_per_buffer}."
-        )
+    check_pack_options(min_leaf_size, max_leaves_per_buffer)
     if _contains_packed(params):
         raise TypeError("pack: `params` is already packed (holds a Packed node).")
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)

@@ -95,24 +95,27 @@ def state_zeros_like(tree: Any, dtype: Any = None) -> Any:
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=state_dtype(x, dtype)), tree)
 
 
-def square_state_like(tree: Any, dtype: Any = None, fill: Any = 0.0) -> Any:
-    """A second-moment (squared-gradient) accumulator like every leaf of ``tree``.
+def square_dtype(x: Any, dtype: Any = None) -> Any:
+    """The dtype of a second-moment (squared-gradient) accumulator for ``x``.
 
-    In :func:`state_dtype` ``(leaf, dtype)``; with ``dtype=None`` a float16
-    leaf gets a float32 accumulator: float16 holds squares only between ~6e-8
-    and 65504, so a gradient under 2.4e-4 would underflow to 0 and one over
-    256 overflow to inf (``docs/precision.md``). bfloat16 has float32's range
-    and keeps its dtype.
+    :func:`state_dtype` ``(x, dtype)``, except that with ``dtype=None`` a
+    float16 leaf gets float32: float16 holds squares only between ~6e-8 and
+    65504, so a gradient under 2.4e-4 would underflow to 0 and one over 256
+    overflow to inf (``docs/precision.md``). bfloat16 has float32's range and
+    keeps its dtype.
     """
+    if dtype is None and jnp.result_type(x) == jnp.float16:
+        return jnp.dtype(jnp.float32)
+    return state_dtype(x, dtype)
 
+
+def square_state_like(tree: Any, dtype: Any = None, fill: Any = 0.0) -> Any:
+    """A second-moment accumulator filled with ``fill`` like every leaf of
+    ``tree``, in :func:`square_dtype`."""
     tree = check_array_leaves(tree)
-
-    def zeros(x):
-        if dtype is None and jnp.result_type(x) == jnp.float16:
-            return jnp.full_like(x, fill, dtype=jnp.float32)
-        return jnp.full_like(x, fill, dtype=state_dtype(x, dtype))
-
-    return jax.tree.map(zeros, tree)
+    return jax.tree.map(
+        lambda x: jnp.full_like(x, fill, dtype=square_dtype(x, dtype)), tree
+    )
 
 
 def _paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
 from .._packing import packed_guard
-from .._tree import _paths, _upcast, flatten_like
+from .._tree import _paths, _upcast, flatten_like, square_dtype
 
 
 def _decay_rate_pow(step: chex.Numeric, exponent: chex.Numeric = 0.8) -> chex.Array:
@@ -159,8 +159,7 @@ def scale_by_factored_rms(
 
     def init_leaf(p):
         shapes = _state_shapes(jnp.shape(p), axes_of(jnp.shape(p)))
-        dtype = jnp.result_type(p)
-        dtype = jnp.float32 if dtype == jnp.float16 else dtype  # see square_state_like
+        dtype = square_dtype(p)
         return tuple(jnp.zeros(s, dtype) for s in shapes)
 
     refuse = packed_guard(
