@@ -107,6 +107,9 @@ from ._schedules_extra import warmup_constant_schedule as warmup_constant_schedu
 from ._schedules_extra import (
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
 )
+from ._sharding import per_device_bytes as per_device_bytes
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1_shardings as zero1_shardings
 from ._state_utils import map_params as tree_map_params
 from ._tree import bias_correction as bias_correction
 from ._tree import global_norm as global_norm
@@ -469,6 +472,7 @@ __all__ = [
     "packed",
     "packed_value_and_grad",
     "partition",
+    "per_device_bytes",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
     "periodic_update",
@@ -542,6 +546,7 @@ __all__ = [
     "sm3",
     "snapshot",
     "sophia",
+    "state_shardings",
     "state_signature",
     "stateless",
     "stateless_with_tree_map",
@@ -566,5 +571,6 @@ __all__ = [
     "warmup_exponential_decay_schedule",
     "with_extra_args_support",
     "yogi",
+    "zero1_shardings",
     "zero_nans",
 ]

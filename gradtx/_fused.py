@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _maths, _native
+from . import _maths, _native, _sharding
 from ._base import GradientTransformation, apply_updates
 from ._describe import Description, describe
 from .transforms._adam import _bias_corrections
@@ -143,6 +143,8 @@ def _eligible(min_size: int, *leaves: Any) -> bool:
             for x in leaves
         )
         and first.size >= min_size
+        # The kernel sees whole arrays; on a mesh the plain step partitions.
+        and not any(_sharding.on_mesh(x) for x in leaves)
     )
 
 
@@ -171,7 +173,10 @@ def fused_step(
     measured ulps); all other leaves, the state's counters and every other
     optimizer are computed by the plain step, bit for bit. Without a C++
     compiler (or with the environment variable ``GRADTX_NATIVE=0``) the whole
-    step is the plain one.
+    step is the plain one, and so are leaves on several devices (a mesh under
+    ``jax.sharding``, or inside ``shard_map``): the compiler partitions the
+    plain step, where the kernel would need whole arrays
+    (``docs/sharding.md``).
 
     Args:
       tx: any gradient transformation.

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from ._base import GradientTransformation, with_extra_args_support
 from ._packing import (
     DEFAULT_MAX_LEAVES_PER_BUFFER,
@@ -23,6 +25,16 @@ from ._packing import (
     pack,
     unpack,
 )
+
+
+def _init_layout(state: Any) -> Any:
+    """The layout ``init`` packed the params with, read off a packed node of
+    the state (``None`` for a state without one)."""
+    is_packed = lambda x: isinstance(x, Packed)
+    for node in jax.tree.leaves(state, is_leaf=is_packed):
+        if is_packed(node):
+            return node.layout
+    return None
 
 
 def packed(
@@ -87,7 +99,10 @@ def packed(
     def update_fn(updates, state, params=None, **extra_args):
         # the params' layout, as at init, when there are params
         packed_params = None
-        if params is None:
+        layout = _init_layout(state)
+        if layout is not None:  # init's: it saw the params' shardings
+            packed_params = None if params is None else layout.pack(params)
+        elif params is None:
             layout = layout_of(updates, "updates")
         else:
             packed_params = layout_of(params, "params").pack(params)

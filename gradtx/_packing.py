@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import _sharding
+
 DEFAULT_MIN_LEAF_SIZE = 16384
 """Leaves with fewer elements than this are packed by default (64 KiB in f32)."""
 
@@ -259,7 +261,13 @@ def _size(x: Any) -> int:
 
 
 def _is_packable(x: Any, min_leaf_size: int) -> bool:
-    return jnp.issubdtype(jnp.result_type(x), jnp.inexact) and _size(x) < min_leaf_size
+    # A leaf split across devices stays whole: a flat buffer of several
+    # leaves cannot be split as each of them is.
+    return (
+        jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+        and _size(x) < min_leaf_size
+        and not _sharding.is_split(x)
+    )
 
 
 def check_pack_options(min_leaf_size: Any, max_leaves_per_buffer: Any) -> None:
@@ -295,8 +303,10 @@ def pack(
 
     Leaves with fewer than ``min_leaf_size`` elements and a float (or complex)
     dtype are raveled and concatenated, in tree order, into one buffer per
-    dtype (and per label); other leaves — large ones, integer and boolean
-    ones — stay as they are. ``None`` leaves are kept in the structure. Call it
+    dtype (and per label, and per set of devices); other leaves — large ones,
+    integer and boolean ones, and ones split across devices (a flat buffer
+    cannot be split as each of its leaves is; ``docs/sharding.md``) — stay
+    as they are. ``None`` leaves are kept in the structure. Call it
     once, outside the training step; call :func:`unpack` inside the loss.
 
     Args:
@@ -343,12 +353,13 @@ def pack(
         if not _is_packable(x, min_leaf_size):
             placed.append((None, 0))
             continue
-        key = (jnp.dtype(jnp.result_type(x)), label)
+        # Leaves on different devices never share a buffer either.
+        key = (jnp.dtype(jnp.result_type(x)), label, _sharding.device_group(x))
         slot = open_slot.get(key)
         if slot is None or counts[slot] >= max_leaves_per_buffer:
-            nth = 1 if slot is None else slots[slot][2] + 1
+            nth = 1 + sum(1 for d, lab, _ in slots if (d, lab) == key[:2])
             slot = open_slot[key] = len(slots)
-            slots.append((*key, nth))
+            slots.append((*key[:2], nth))
             sizes.append(0)
             counts.append(0)
         placed.append((slot, sizes[slot]))

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _maths
+from . import _maths, _sharding
 
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
@@ -92,7 +92,9 @@ def check_array_leaves(tree: Any) -> Any:
 def state_zeros_like(tree: Any, dtype: Any = None) -> Any:
     """Zeros like every leaf of ``tree`` in :func:`state_dtype` ``(leaf, dtype)``."""
     tree = check_array_leaves(tree)
-    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=state_dtype(x, dtype)), tree)
+    return jax.tree.map(
+        lambda x: _sharding.full_like(x, 0, dtype=state_dtype(x, dtype)), tree
+    )
 
 
 def square_dtype(x: Any, dtype: Any = None) -> Any:
@@ -114,7 +116,7 @@ def square_state_like(tree: Any, dtype: Any = None, fill: Any = 0.0) -> Any:
     ``tree``, in :func:`square_dtype`."""
     tree = check_array_leaves(tree)
     return jax.tree.map(
-        lambda x: jnp.full_like(x, fill, dtype=square_dtype(x, dtype)), tree
+        lambda x: _sharding.full_like(x, fill, dtype=square_dtype(x, dtype)), tree
     )
 
 
@@ -319,13 +321,13 @@ def map_leaves(
 def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
     """Zeros shaped like every leaf of ``tree`` (dtype: the leaf's, or ``dtype``)."""
     tree = check_array_leaves(tree)
-    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+    return jax.tree.map(lambda x: _sharding.full_like(x, 0, dtype=dtype), tree)
 
 
 def tree_full_like(tree: Any, fill_value: chex.Numeric, dtype: Any = None) -> Any:
     """Arrays filled with ``fill_value`` shaped like every leaf of ``tree``."""
     tree = check_array_leaves(tree)
-    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+    return jax.tree.map(lambda x: _sharding.full_like(x, fill_value, dtype=dtype), tree)
 
 
 def tree_cast(tree: Any, dtype: Any) -> Any:
@@ -359,9 +361,10 @@ def global_norm(updates: Any) -> chex.Array:
     total = functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
     if not leaves:
         return jnp.sqrt(total)
-    return jax.lax.cond(
-        jnp.isposinf(total), _global_norm_rescue, _global_norm_plain, leaves, total
-    )
+    rescue = _global_norm_rescue
+    if _sharding.explicit_mesh(leaves) is not None:  # it concatenates leaves
+        rescue = functools.partial(_sharding.auto_axes, rescue)
+    return jax.lax.cond(jnp.isposinf(total), rescue, _global_norm_plain, leaves, total)
 
 
 def _global_norm_plain(leaves: list, total: chex.Array) -> chex.Array:
@@ -415,6 +418,8 @@ def leaf_norms(leaves: Sequence[Any], *, mean: bool = False) -> list[chex.Array]
     members = tuple(tuple(leaves[i] for i in idx) for idx in groups.values())
     overflow = functools.reduce(jnp.logical_or, [jnp.any(jnp.isposinf(s)) for s in sqs])
     rescue = _LEAF_NORMS_RESCUE[mean]
+    if _sharding.explicit_mesh(members) is not None:  # it concatenates leaves
+        rescue = functools.partial(_sharding.auto_axes, rescue)
     norms = jax.lax.cond(overflow, rescue, _leaf_norms_plain, members, sqs)
     for idx, vector in zip(groups.values(), norms, strict=True):
         for k, i in enumerate(idx):

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _maths
+from ._sharding import auto_axes
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import get as get
 from ._state_utils import get_all_with_path as get_all_with_path
@@ -74,10 +75,14 @@ def add_scale(tree_x: Any, scalar: chex.Numeric, tree_y: Any) -> Any:
     return jax.tree.map(lambda x, y: x + scalar * y, tree_x, tree_y)
 
 
+def _vdot(x: Any, y: Any) -> chex.Array:
+    return jnp.vdot(x, y, precision=jax.lax.Precision.HIGHEST)
+
+
 def vdot(tree_x: Any, tree_y: Any) -> chex.Array:
     """The inner product ``Σ conj(x)·y`` over all leaves (at full precision)."""
     dots = [
-        jnp.vdot(x, y, precision=jax.lax.Precision.HIGHEST)
+        auto_axes(_vdot, x, y)  # Explicit axes: a contraction over split dims
         for x, y in zip(jax.tree.leaves(tree_x), jax.tree.leaves(tree_y), strict=True)
     ]
     return functools.reduce(operator.add, dots, jnp.zeros(()))

@@ -69,3 +69,28 @@ def test_bf16_training(tmp_path):
     for name in ("bf16 + Kahan", "bf16 + stochastic rounding"):
         assert abs(losses[name] - f32) < 0.05 * f32, out
     assert png.stat().st_size > 10_000
+
+
+def test_data_parallel():
+    """8 simulated devices; ZeRO-1 holds ~1/8 of the state with the numbers of
+    the replicated run."""
+    pytest.importorskip("sklearn")
+    out = run_example("data_parallel.py", "--epochs", "2")
+    assert out.startswith("8 cpu devices"), out
+    share = re.search(
+        r"^zero1 holds 1/([\d.]+) of the state on each device$", out, re.M
+    )
+    assert share and 7.5 < float(share.group(1)) <= 8.0, out
+    rows = dict(
+        re.findall(r"^  (zero1|replicated) +[\d.]+ KiB +([\d.]+) KiB$", out, re.M)
+    )
+    assert float(rows["replicated"]) / float(rows["zero1"]) > 7.5, out
+    diff = re.search(
+        r"^max \|params\(zero1\) - params\(replicated\)\| = (\S+)$", out, re.M
+    )
+    assert diff and float(diff.group(1)) < 1e-5, out
+    accuracy = re.findall(
+        r"^final test loss \[(\w+)\] [\d.]+  accuracy ([\d.]+)$", out, re.M
+    )
+    assert {how for how, _ in accuracy} == {"zero1", "replicated"}, out
+    assert all(float(a) > 0.6 for _, a in accuracy), out

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from .. import _maths, _validate
 from .._base import NO_PARAMS_MSG, GradientTransformation, Updates, check_state
 from .._packing import packed_guard
+from .._sharding import zeros_derived
 from .._tree import (
     _cast,
     _dtype,
@@ -294,8 +295,10 @@ def _sm3_shapes(shape):
 
 
 def _sm3_cover(x):
-    dtype = _dtype(x)
-    return [jnp.zeros(s, dtype) for s in _sm3_shapes(jnp.shape(x))]
+    dtype, shape = _dtype(x), jnp.shape(x)
+    dims = [(i,) for i in range(len(shape))] if shape else [()]
+    shapes = _sm3_shapes(shape)
+    return [zeros_derived(x, s, dtype, d) for s, d in zip(shapes, dims, strict=True)]
 
 
 def _sm3_leaf(g, mus, nu, *, b1, b2, eps):

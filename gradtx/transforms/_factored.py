@@ -27,6 +27,7 @@ import numpy as np
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
 from .._packing import packed_guard
+from .._sharding import zeros_derived
 from .._tree import _paths, _upcast, flatten_like, square_dtype
 
 
@@ -53,11 +54,20 @@ def _factored_axes(shape, factored, min_dim_size_to_factor):
 
 def _state_shapes(shape, axes):
     """Shapes of ``(v_row, v_col, v)`` for a leaf of shape ``shape``."""
+    return tuple(
+        tuple(1 if d is None else shape[d] for d in dims)
+        for dims in _state_dims(shape, axes)
+    )
+
+
+def _state_dims(shape, axes):
+    """Which dimension of the leaf each dimension of ``(v_row, v_col, v)`` is
+    (``None``: a placeholder): the state is sharded as those are."""
     if axes is None:
-        return (1,), (1,), tuple(shape)
+        return (None,), (None,), tuple(range(len(shape)))
     d1, d0 = axes
-    drop = lambda axis: tuple(n for i, n in enumerate(shape) if i != axis)
-    return drop(d0), drop(d1), (1,)
+    keep = lambda axis: tuple(i for i in range(len(shape)) if i != axis)
+    return keep(d0), keep(d1), (None,)
 
 
 class FactoredState(NamedTuple):
@@ -158,9 +168,13 @@ def scale_by_factored_rms(
     axes_of = lambda shape: _factored_axes(shape, factored, min_dim_size_to_factor)
 
     def init_leaf(p):
-        shapes = _state_shapes(jnp.shape(p), axes_of(jnp.shape(p)))
-        dtype = square_dtype(p)
-        return tuple(jnp.zeros(s, dtype) for s in shapes)
+        shape, axes = jnp.shape(p), axes_of(jnp.shape(p))
+        return tuple(
+            zeros_derived(p, s, square_dtype(p), dims)
+            for s, dims in zip(
+                _state_shapes(shape, axes), _state_dims(shape, axes), strict=True
+            )
+        )
 
     refuse = packed_guard(
         "scale_by_factored_rms",

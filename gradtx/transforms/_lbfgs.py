@@ -25,6 +25,7 @@ from .._base import (
     check_state,
 )
 from .._maths import safe_increment
+from .._sharding import zeros_derived
 from .._tree import map_leaves, tree_zeros_like
 from ._linesearch import tree_add_scale, tree_sq_norm, tree_vdot
 
@@ -110,7 +111,13 @@ def scale_by_lbfgs(
 
     def init_fn(params):
         ring = jax.tree.map(
-            lambda x: jnp.zeros((m, *jnp.shape(x)), jnp.result_type(x)), params
+            lambda x: zeros_derived(
+                x,
+                (m, *jnp.shape(x)),
+                jnp.result_type(x),
+                (None, *range(jnp.ndim(x))),
+            ),
+            params,
         )
         return ScaleByLBFGSState(
             count=jnp.zeros([], jnp.int32),

@@ -37,6 +37,7 @@ from .._base import (
     Updates,
     check_state,
 )
+from .._sharding import auto_axes
 from .._tree import _upcast, flatten_like, map_leaves, tree_zeros_like
 
 # --------------------------------------------------------------------------
@@ -61,8 +62,12 @@ def tree_vdot(x: Any, y: Any, *, owner: str, name: str, ref: str) -> chex.Array:
             )
         if jnp.iscomplexobj(a):
             a = jnp.conj(a)
-        total = total + jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST)
+        total = total + auto_axes(_full_dot, a, b)  # Explicit axes: a contraction
     return jnp.real(total)
+
+
+def _full_dot(a: chex.Array, b: chex.Array) -> chex.Array:
+    return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST)
 
 
 def tree_sq_norm(x: Any) -> chex.Array:

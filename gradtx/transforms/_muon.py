@@ -21,6 +21,7 @@ import numpy as np
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state, init_empty_state
 from .._packing import packed_guard
+from .._sharding import auto_axes
 from .._tree import _paths, flatten_like, map_leaves, state_zeros_like
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
@@ -297,11 +298,16 @@ def scale_by_muon(
                 mu_hat = mu / c1
             to_batch, from_batch, _, _ = _matrix_view(owner, path, g.shape, dim_nums)
             ortho = jax.vmap(
-                lambda x: newton_schulz(
-                    x, state.ns_coeffs, ns_steps, preconditioning, eps
-                )
+                lambda x, c: newton_schulz(x, c, ns_steps, preconditioning, eps),
+                in_axes=(0, None),
             )
-            step = from_batch(ortho(to_batch(mu_hat)))
+            # Explicit axes: the iteration multiplies whole matrices.
+            step = auto_axes(
+                lambda m, c: from_batch(ortho(to_batch(m), c)),
+                mu_hat,
+                state.ns_coeffs,
+                out_like=mu_hat,
+            )
             if adaptive:
                 step = jnp.sum(mu_hat.conj() * step).real * step
             return step, mu

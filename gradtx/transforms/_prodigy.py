@@ -24,6 +24,7 @@ from .._base import (
     Updates,
     check_state,
 )
+from .._sharding import auto_axes, full_like
 from .._tree import _dtype, map_leaves
 
 
@@ -141,7 +142,7 @@ def prodigy(
         # At least float32 (float16 params: d0²·g² ≈ 1e-12·g² underflows to 0).
         dtype = jnp.promote_types(_lowest_dtype(params), jnp.float32)
         zeros = jax.tree.map(
-            lambda p: jnp.zeros_like(p, jnp.promote_types(_dtype(p), jnp.float32)),
+            lambda p: full_like(p, 0, jnp.promote_types(_dtype(p), jnp.float32)),
             params,
         )
         return ProdigyState(
@@ -179,7 +180,9 @@ def prodigy(
                 s,
                 p0,
                 p,
-                jnp.real(jnp.vdot(g, p0 - p)),
+                jnp.real(
+                    auto_axes(jnp.vdot, g, p0 - p)
+                ),  # Explicit axes: a dot product
                 jnp.sum(jnp.abs(s)),
             )
 

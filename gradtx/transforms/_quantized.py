@@ -67,6 +67,13 @@ import numpy as np
 
 from .. import _maths, _validate
 from .._base import GradientTransformation, Updates, check_state
+from .._sharding import (
+    auto_axes,
+    full_like,
+    keep_tree,
+    leading_slices_align,
+    zeros_derived,
+)
 from .._tree import _paths, flatten_like, map_leaves
 from ._adam import _bias_corrections, _check_adam_args, _first_moment_hat
 from ._moments import _trace_leaf
@@ -299,10 +306,16 @@ def _init_moment(owner: str, params: Any, block_size, min_size, signed) -> Any:
             )
         size = int(np.prod(jnp.shape(p)))
         if size < min_size:
-            return jnp.zeros(jnp.shape(p), jnp.float32)
+            return full_like(p, 0, jnp.float32)
         n_blocks = _n_blocks(size, block_size)
-        codes = jnp.zeros((n_blocks, block_size), _CODE_DTYPES[signed])
-        return QuantizedArray(codes, jnp.zeros((n_blocks,), jnp.float32))
+        # Blocks run along the flattened leaf: they split as its leading
+        # dimension does, when no block straddles two slices (as the
+        # compiler propagates a split through the reshape).
+        rows = (0,) if leading_slices_align(p, block_size) else (None,)
+        codes = zeros_derived(
+            p, (n_blocks, block_size), _CODE_DTYPES[signed], (*rows, None)
+        )
+        return QuantizedArray(codes, zeros_derived(p, (n_blocks,), jnp.float32, rows))
 
     leaves, treedef = jax.tree.flatten(params)
     return treedef.unflatten([leaf(i, p) for i, p in enumerate(leaves)])
@@ -337,7 +350,8 @@ def _unpack(owner, name, updates, state, sizes, signed) -> tuple[Any, list[bool]
                     f"(updates shape {list(jnp.shape(g))}). Was the state made by "
                     "`init` with another block_size, or for other params?"
                 )
-            s = _dequantize(s, tuple(jnp.shape(g)))
+            shape = tuple(jnp.shape(g))
+            s = auto_axes(lambda q, shape=shape: _dequantize(q, shape), s, out_like=g)
         out.append(s)
         quantised.append(is_q)
     return treedef.unflatten(out), quantised
@@ -348,7 +362,7 @@ def _repack(tree: Any, quantised: list[bool], block_size: int, signed: bool) -> 
     leaves, treedef = jax.tree.flatten(tree)
     return treedef.unflatten(
         [
-            _quantize(x, block_size, signed) if q else x
+            auto_axes(lambda y: _quantize(y, block_size, signed), x) if q else x
             for x, q in zip(leaves, quantised, strict=True)
         ]
     )
@@ -447,10 +461,11 @@ def scale_by_adam_8bit(
             nout=3,
             complex_ok=_NOT_COMPLEX,
         )
+        # The blocks are reshaped from the update: keep them where they were.
         return updates, ScaleByAdam8bitState(
             count=count,
-            mu=_repack(mu, quantised, block_size, True),
-            nu_sqrt=_repack(s, quantised, block_size, False),
+            mu=keep_tree(_repack(mu, quantised, block_size, True), state.mu),
+            nu_sqrt=keep_tree(_repack(s, quantised, block_size, False), state.nu_sqrt),
         )
 
     return GradientTransformation(init_fn, update_fn)
@@ -518,6 +533,7 @@ def trace_8bit(
             nout=2,
             complex_ok=_NOT_COMPLEX,
         )
-        return updates, Trace8bitState(_repack(trace, quantised, block_size, True))
+        trace = _repack(trace, quantised, block_size, True)
+        return updates, Trace8bitState(keep_tree(trace, state.trace))
 
     return GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,52 @@
+"""Runs ``tests/multidevice`` on 8 simulated CPU devices, one subprocess per
+file (so pytest-xdist spreads them over its workers).
+
+JAX fixes its device count when it starts, so these tests cannot share this
+process; run them directly with
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+        python -m pytest tests/multidevice
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+FILES = sorted(p.name for p in (HERE / "multidevice").glob("test_*.py"))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_multidevice(name):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
+    env.pop("PYTEST_XDIST_WORKER", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(HERE / "multidevice" / name),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--durations=5",
+        ],
+        cwd=HERE.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout, result.stdout[-2000:]
+
+
+def test_every_multidevice_file_is_run():
+    assert {"test_state_sharding.py", "test_zero1.py"} <= set(FILES)
