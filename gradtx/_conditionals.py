@@ -29,6 +29,7 @@ from ._base import (
     with_extra_args_support,
 )
 from ._maths import safe_increment
+from ._sharding import zeros_typed_like
 from .combine import _check_transforms
 
 
@@ -41,7 +42,7 @@ class ConditionFn(Protocol):
 def zeros_like_output(fn: Callable[..., Any], *args: Any) -> Any:
     """Zeros shaped like ``fn(*args)``, found without running ``fn``."""
     shapes = jax.eval_shape(fn, *args)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.tree.map(zeros_typed_like, shapes)
 
 
 def keep_dtypes(new: Any, old: Any) -> Any:

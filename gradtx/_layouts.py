@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import GradientTransformation, with_extra_args_support
+from ._sharding import auto_axes, on_mesh
 from ._tree import _check_shapes, flatten_like
 from .combine import _check_transforms
 
@@ -16,6 +17,14 @@ from .combine import _check_transforms
 def _concat(leaves: list[Any]) -> jax.Array:
     if not leaves:
         return jnp.zeros([0], jnp.float32)
+    if any(on_mesh(x) for x in leaves):
+        # Leaves split differently do not concatenate under JAX's sharding
+        # types: let the compiler gather them (docs/sharding.md).
+        return jax.jit(lambda ls: auto_axes(_concat_plain, ls))(leaves)
+    return _concat_plain(leaves)
+
+
+def _concat_plain(leaves: list[Any]) -> jax.Array:
     return jnp.concatenate([jnp.ravel(x) for x in leaves])
 
 

@@ -49,7 +49,7 @@ from ._base import (
     check_state,
     with_extra_args_support,
 )
-from ._tree import _paths, check_leaf_dtypes, flatten_like, map_leaves
+from ._tree import _paths, check_leaf_dtypes, flatten_like, map_leaves, tree_zeros_like
 from .combine import _check_transforms
 from .transforms._stochastic import _as_key
 
@@ -238,7 +238,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
     supported = (_BF16, _F16, *_FULL)
 
     def init_fn(params):
-        compensation = jax.tree.map(jnp.zeros_like, params)
+        compensation = tree_zeros_like(params)
         return KahanSummationState(inner.init(params), compensation)
 
     def update_fn(updates, state, params=None, **extra_args):

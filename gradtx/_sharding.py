@@ -159,6 +159,16 @@ def device_group(x: Any) -> Any:
     return (tuple(sorted(d.id for d in x.sharding.device_set)), x.sharding.memory_kind)
 
 
+def zeros_typed_like(shape: jax.ShapeDtypeStruct) -> jax.Array:
+    """Zeros of an abstract value's shape and dtype, and of its sharding when
+    its type carries one (Explicit axes: both branches of a ``lax.cond`` must
+    have the same types)."""
+    sharding = getattr(shape, "sharding", None)
+    if isinstance(sharding, NamedSharding) and _spec_axes(sharding.spec):
+        return jnp.zeros(shape.shape, shape.dtype, out_sharding=sharding)
+    return jnp.zeros(shape.shape, shape.dtype)
+
+
 def zeros_derived(like: Any, shape: tuple, dtype: Any, dims: tuple) -> Any:
     """Zeros of ``shape`` for state derived from the array ``like``.
 

@@ -166,8 +166,8 @@ def real(tree: Any) -> Any:
 
 
 def ones_like(tree: Any, dtype: Any = None) -> Any:
-    """Ones shaped like every leaf (dtype: the leaf's, or ``dtype``)."""
-    return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+    """Ones shaped (and sharded) like every leaf (dtype: the leaf's, or ``dtype``)."""
+    return full_like(tree, 1, dtype=dtype)
 
 
 def allclose(a: Any, b: Any, rtol: chex.Numeric = 1e-05, atol: chex.Numeric = 1e-08,

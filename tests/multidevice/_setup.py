@@ -114,4 +114,47 @@ ALL = [
 ]
 assert {f for _, f, _ in ALL} >= set(NEEDS_EXTRA_ARGS)
 
+
+def _by_rank(p):
+    return jax.tree.map(lambda x: "matrix" if x.ndim > 1 else "other", p)
+
+
+# Wrappers, whose state holds an inner state or copies of the params:
+# (id, builder, kwargs).
+WRAPPERS = [
+    ("MultiSteps", lambda: gradtx.MultiSteps(gradtx.adam(1e-2), 2), {}),
+    ("apply_if_finite", lambda: gradtx.apply_if_finite(gradtx.adam(1e-2), 3), {}),
+    (
+        "inject_hyperparams",
+        lambda: gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-2),
+        {},
+    ),
+    (
+        "partition",
+        lambda: gradtx.partition(
+            {"matrix": gradtx.adam(1e-2), "other": gradtx.sgd(1e-2, momentum=0.9)},
+            _by_rank,
+        ),
+        {},
+    ),
+    ("kahan_summation", lambda: gradtx.kahan_summation(gradtx.adam(1e-2)), {}),
+    (
+        "stochastic_rounding",
+        lambda: gradtx.stochastic_rounding(gradtx.adam(1e-2), jax.random.key(0)),
+        {},
+    ),
+    (
+        "schedule_free",
+        lambda: gradtx.schedule_free(gradtx.sgd(1e-2), learning_rate=1e-2),
+        {},
+    ),
+    ("flatten", lambda: gradtx.flatten(gradtx.adam(1e-2)), {}),
+]
+
+
+def build(factory, kwargs: dict) -> gradtx.GradientTransformation:
+    """An optimizer of the table (by name) or a wrapper (by builder)."""
+    return factory(**kwargs) if callable(factory) else make(factory, **kwargs)
+
+
 __all__ = ["ALL", "MESHES", "gradtx", "make"]

@@ -23,9 +23,10 @@ import pytest
 from _setup import (
     ALL,
     LEAVES,
+    WRAPPERS,
+    build,
     context,
     host_params,
-    make,
     sharded_params,
     step_fn,
 )
@@ -50,8 +51,10 @@ GATHERS = {
     "sgd_8bit": "blocks of 256 run across the flattened, split leaves",
     "sgd_8bit_nesterov": "blocks of 256 run across the flattened, split leaves",
     "lbfgs": "its two-loop recursion and line search take whole-tree dots",
+    "flatten": "it concatenates every leaf into one vector",
 }
-IDS = [oid for oid, *_ in ALL]
+CASES = ALL + WRAPPERS
+IDS = [oid for oid, *_ in CASES]
 
 
 def _richest_per_factory(entries):
@@ -66,8 +69,12 @@ def _richest_per_factory(entries):
     return list(best.values())
 
 
-STEP_CASES = _richest_per_factory(ALL)
-RANDOM = {"noisy_sgd", "sophia"}  # random numbers drawn under sharding
+STEP_CASES = _richest_per_factory(ALL) + WRAPPERS
+RANDOM = {
+    "noisy_sgd",
+    "sophia",
+    "stochastic_rounding",
+}  # random numbers drawn under sharding
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
 
 # 8-bit blocks run across the flattened leaf: where they do not align with
@@ -95,8 +102,8 @@ def _check_like_params(state, shardings, where: str) -> None:
 @functools.cache
 def _single_device(oid: str):
     """Params and state after ``STEPS`` steps on one device."""
-    _, factory, kwargs = next(entry for entry in ALL if entry[0] == oid)
-    tx = make(factory, **kwargs)
+    _, factory, kwargs = next(entry for entry in CASES if entry[0] == oid)
+    tx = build(factory, kwargs)
     params = jax.device_put(host_params(), jax.devices()[0])
     step = jax.jit(step_fn(tx, factory))
     state = tx.init(params)
@@ -129,11 +136,11 @@ def _check_init(tx, params, shardings, mesh_name):
 
 # The (2, 4) Auto mesh is checked by test_step_keeps_state_sharding.
 @pytest.mark.parametrize("mesh_name", ["auto-8", "explicit-2x4"])
-@pytest.mark.parametrize("oid, factory, kwargs", ALL, ids=IDS)
+@pytest.mark.parametrize("oid, factory, kwargs", CASES, ids=IDS)
 def test_init_follows_params(oid, factory, kwargs, mesh_name):
     params, shardings = sharded_params(mesh_name)
     with context(mesh_name):
-        _check_init(make(factory, **kwargs), params, shardings, mesh_name)
+        _check_init(build(factory, kwargs), params, shardings, mesh_name)
 
 
 @pytest.mark.parametrize("oid, factory, kwargs", STEP_CASES, ids=STEP_IDS)
@@ -141,7 +148,7 @@ def test_step_keeps_state_sharding(oid, factory, kwargs):
     """Auto axes, (2, 4) mesh: init places the state, the compiled step returns
     it as it took it, and the numbers are the single-device ones."""
     params, shardings = sharded_params("auto-2x4")
-    tx = make(factory, **kwargs)
+    tx = build(factory, kwargs)
     state = _check_init(tx, params, shardings, "auto-2x4")
     step = jax.jit(step_fn(tx, factory), keep_unused=True)  # every state leaf
     if oid in COMPILER_PLACED:
@@ -169,7 +176,7 @@ def test_explicit_step_types(oid, factory, kwargs):
     """Explicit axes: the step's state comes out with the sharding it went in
     with, by its types (no compile needed)."""
     params, _ = sharded_params("explicit-2x4")
-    tx = make(factory, **kwargs)
+    tx = build(factory, kwargs)
     with context("explicit-2x4"):
         state = tx.init(params)
         out = jax.eval_shape(step_fn(tx, factory), params, state)[1]
