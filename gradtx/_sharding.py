@@ -180,8 +180,6 @@ def zeros_derived(like: Any, shape: tuple, dtype: Any, dims: tuple) -> Any:
     """
     if tuple(dims) == tuple(range(jnp.ndim(like))) and tuple(shape) == jnp.shape(like):
         return full_like(like, 0, dtype)
-    if tuple(dims) == tuple(range(jnp.ndim(like))) and tuple(shape) == jnp.shape(like):
-        return full_like(like, 0, dtype)
     sharding = _known_sharding(like)
     if not isinstance(sharding, NamedSharding):
         if sharding is not None:  # one device: put it there
@@ -192,10 +190,7 @@ def zeros_derived(like: Any, shape: tuple, dtype: Any, dims: tuple) -> Any:
     spec = []
     for n, d in zip(shape, dims, strict=True):
         entry = None if d is None else entries[d]
-        axes = (
-            () if entry is None else (entry if isinstance(entry, tuple) else (entry,))
-        )
-        spec.append(entry if n % math.prod(mesh.shape[a] for a in axes) == 0 else None)
+        spec.append(entry if n % _shards(mesh, entry) == 0 else None)
     new = NamedSharding(mesh, PartitionSpec(*spec))
     if isinstance(like, jax.core.Tracer):
         return jnp.zeros(shape, dtype, out_sharding=new)
