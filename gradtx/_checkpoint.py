@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, OptState, Params
+from ._sharding import state_shardings
 
 _HINTS = {
     "restore_state": "Was the checkpoint saved by another optimizer, or for other "
@@ -330,6 +331,7 @@ def restore_state(
     restored: Any,
     *,
     signature: str | None = None,
+    shardings: Any = None,
 ) -> OptState:
     """Rebuilds a saved optimizer state for ``tx`` and ``params``, checked.
 
@@ -349,12 +351,20 @@ def restore_state(
     A typed PRNG key may come back as its ``uint32`` key data (flax's msgpack
     cannot store typed keys: save ``jax.random.key_data(key)``).
 
+    Where the state goes: onto ``shardings`` when given (a tree of shardings
+    with the state's structure, e.g. :func:`gradtx.zero1_shardings`); else,
+    when ``params`` are on a mesh of several devices, onto
+    :func:`gradtx.state_shardings` (the placement ``init`` would give), so a
+    sharded model's state never gathers on one device; else NumPy leaves
+    land on the default device and JAX arrays stay where they are.
+
     Args:
       tx: the optimizer that will use the state.
       params: the parameters (arrays or ``jax.ShapeDtypeStruct``) it is for.
       restored: the state as loaded from the checkpoint.
       signature: optionally, :func:`state_signature` of the state when it was
         saved; checks that the classes lost by the format match ``tx``'s.
+      shardings: optionally, where to put each state leaf (see above).
 
     Returns:
       The state, ready for ``tx.update``.
@@ -385,7 +395,25 @@ def restore_state(
     template = _template("restore_state", tx, params)
     if signature is not None:
         _check_signature(template, signature)
-    return _Walk("restore_state", strict=False).node(template, restored, ())
+    state = _Walk("restore_state", strict=False).node(template, restored, ())
+    if shardings is None and _on_several_devices(params):
+        shardings = state_shardings(tx, params)
+    if shardings is None:
+        return state
+    try:
+        return jax.device_put(state, shardings)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            "restore_state: `shardings` must be a tree of shardings with the "
+            f"structure of the state ({e})."
+        ) from e
+
+
+def _on_several_devices(params: Params) -> bool:
+    return any(
+        len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
+        for x in jax.tree.leaves(params)
+    )
 
 
 def validate_state(tx: GradientTransformation, params: Params, state: Any) -> None:

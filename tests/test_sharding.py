@@ -96,3 +96,15 @@ def test_state_shardings_refuses_params_on_two_meshes():
     }
     with pytest.raises(ValueError, match="more than one mesh"):
         gradtx.state_shardings(gradtx.adam(1e-3), params)
+
+
+def test_restore_state_places_leaves_on_the_given_shardings():
+    tx = gradtx.adam(1e-3)
+    params = jax.tree.map(jnp.asarray, PARAMS)
+    saved = jax.device_get(tx.init(params))
+    device = jax.devices()[0]
+    shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(device), saved)
+    restored = gradtx.restore_state(tx, params, saved, shardings=shardings)
+    assert all(x.committed for x in jax.tree.leaves(restored))
+    with pytest.raises(ValueError, match="`shardings` must be a tree of shardings"):
+        gradtx.restore_state(tx, params, saved, shardings=[shardings[0]])

@@ -201,3 +201,28 @@ def test_zero1_explicit_axes():
 def test_zero1_names_a_missing_axis():
     with pytest.raises(ValueError, match=r"axis='batch' is not an axis of the mesh"):
         gradtx.zero1_shardings(gradtx.adam(1e-3), _params(), _mesh(), "batch")
+
+
+def test_restore_state_puts_a_saved_state_back_on_the_mesh():
+    """A checkpoint read as NumPy goes back where init would put it, or onto
+    the ZeRO shardings given; never gathered on one device."""
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+    specs = {"w1": P(None, "model"), "b1": P("model"), "w2": P("model", None)}
+    specs.update(b2=P(), odd=P())
+    params = jax.device_put(
+        _params(), {k: NamedSharding(mesh, s) for k, s in specs.items()}
+    )
+    tx = gradtx.adamw(1e-2)
+    state = tx.init(params)
+    saved = jax.device_get(state)  # NumPy, as a checkpoint reads back
+    for placement in (None, gradtx.zero1_shardings(tx, params, mesh, "data")):
+        restored = gradtx.restore_state(tx, params, saved, shardings=placement)
+        want = placement or gradtx.state_shardings(tx, params)
+        for got, sharding, value in zip(
+            jax.tree.leaves(restored),
+            jax.tree.leaves(want),
+            jax.tree.leaves(saved),
+            strict=True,
+        ):
+            assert got.sharding.is_equivalent_to(sharding, got.ndim)
+            np.testing.assert_array_equal(np.asarray(got), value)
