@@ -256,10 +256,7 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
     found by evaluating ``init`` abstractly with the mesh's axes typed
     Explicit, so they also hold under ``jax.jit``, where the compiler would
     otherwise place the derived leaves itself. Use it to create or restore
-    state straight into place::
-
-        shardings = gradtx.state_shardings(tx, params)
-        state = jax.jit(tx.init, out_shardings=shardings)(params)
+    state straight into place (``docs/sharding.md``).
 
     Args:
       tx: the gradient transformation.
@@ -270,6 +267,14 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
 
     Raises:
       ValueError: the parameters are on more than one mesh.
+
+    Examples:
+      >>> import gradtx, jax, jax.numpy as jnp
+      >>> tx, params = gradtx.adam(1e-3), {"w": jnp.zeros((4, 2))}
+      >>> shardings = gradtx.state_shardings(tx, params)
+      >>> state = jax.jit(tx.init, out_shardings=shardings)(params)
+      >>> state[0].mu["w"].sharding == shardings[0].mu["w"]
+      True
     """
     abstract = jax.tree.map(_abstract, params)
     meshes = {
@@ -362,12 +367,9 @@ def zero1_shardings(
 
     The step stays an ordinary ``jax.jit``: each device updates its slice of
     the state from the (replicated, all-reduced) gradient, and the compiler
-    all-gathers the updates for the replicated params. The numbers are those
-    of the unsharded run::
-
-        shardings = gradtx.zero1_shardings(tx, params, mesh, "data")
-        state = jax.jit(tx.init, out_shardings=shardings)(params)
-        step = jax.jit(train_step, out_shardings=(param_shardings, shardings))
+    all-gathers the updates for the replicated params (pin the params'
+    shardings in the step's ``out_shardings``). The numbers are those of the
+    unsharded run (``docs/sharding.md``, ``examples/data_parallel.py``).
 
     Args:
       tx: the gradient transformation.
@@ -381,6 +383,14 @@ def zero1_shardings(
 
     Raises:
       ValueError: ``axis`` is not an axis of ``mesh``.
+
+    Examples:
+      >>> import gradtx, jax, jax.numpy as jnp
+      >>> mesh = jax.make_mesh((1,), ("data",))  # 8 devices: each holds 1/8
+      >>> params = {"w": jnp.zeros((4, 2)), "b": jnp.zeros(3)}
+      >>> shardings = gradtx.zero1_shardings(gradtx.adam(1e-3), params, mesh, "data")
+      >>> shardings[0].mu["w"].spec, shardings[0].count.spec
+      (P('data', None), P())
     """
     if axis not in mesh.axis_names:
         raise ValueError(
@@ -393,7 +403,11 @@ def zero1_shardings(
 
     def one(shape: jax.ShapeDtypeStruct, sharding: Any) -> NamedSharding:
         spec = getattr(sharding, "spec", PartitionSpec())
-        if not isinstance(sharding, NamedSharding) or sharding.mesh.shape != mesh.shape:
+        same_mesh = isinstance(sharding, NamedSharding) and (
+            tuple(sharding.mesh.axis_names) == tuple(mesh.axis_names)
+            and sharding.mesh.shape == mesh.shape
+        )
+        if not same_mesh:
             spec = PartitionSpec()  # one device or another mesh: start replicated
         return NamedSharding(mesh, _split(tuple(shape.shape), spec, mesh, axis))
 
@@ -404,16 +418,19 @@ def per_device_bytes(tree: Any) -> dict:
     """Bytes of ``tree``'s arrays held on each device.
 
     Sums the shards each device holds, so a replicated leaf counts in full on
-    every device and a leaf split ``n`` ways counts ``1/n`` on each. Use it to
-    see what :func:`zero1_shardings` saves::
-
-        max(gradtx.per_device_bytes(state).values())
+    every device and a leaf split ``n`` ways counts ``1/n`` on each: what
+    :func:`zero1_shardings` saves shows here.
 
     Args:
       tree: a pytree of ``jax.Array`` (non-array leaves are skipped).
 
     Returns:
       ``{device: bytes}`` over the devices holding any of ``tree``.
+
+    Examples:
+      >>> import gradtx, jax.numpy as jnp
+      >>> list(gradtx.per_device_bytes({"w": jnp.zeros((4, 2))}).values())
+      [32]
     """
     total: dict = {}
     for x in jax.tree.leaves(tree):
