@@ -210,3 +210,40 @@ def _assert_single_device_numbers(oid, params, state):
         strict=True,
     ):
         np.testing.assert_allclose(_numbers(got), _numbers(want), rtol=2e-5, atol=2e-6)
+
+
+# Explicit axes run these in auto_axes regions or reshard their state: their
+# numbers are checked too (the rest is elementwise under the same types; Muon
+# and the norms are in test_global_reductions.py).
+EXPLICIT_NUMBERS = [
+    entry
+    for entry in STEP_CASES
+    if entry[0]
+    in {
+        "prodigy",
+        "lbfgs",
+        "adam_8bit",
+        "adafactor_momentum",
+        "MultiSteps",
+        "apply_if_finite",
+        "flatten",
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "oid, factory, kwargs", EXPLICIT_NUMBERS, ids=[e[0] for e in EXPLICIT_NUMBERS]
+)
+def test_explicit_step_numbers(oid, factory, kwargs):
+    params, _ = sharded_params("explicit-2x4")
+    tx = build(factory, kwargs)
+    with context("explicit-2x4"):
+        state = tx.init(params)
+        step = jax.jit(step_fn(tx, factory))
+        for _ in range(STEPS):
+            params, state = step(params, state)
+    _assert_single_device_numbers(oid, params, state)
+
+
+def test_explicit_numbers_cover_the_auto_axes_users():
+    assert len(EXPLICIT_NUMBERS) == 7
