@@ -211,8 +211,9 @@ class _Walk:
         if self.strict:
             return r
         x = jnp.asarray(r)  # a JAX array is returned as it is
-        if bool(getattr(x, "weak_type", False)) != t.weak_type:
-            if not t.weak_type:
+        weak = bool(getattr(t, "weak_type", False))  # older jax: no such field
+        if bool(getattr(x, "weak_type", False)) != weak:
+            if not weak:
                 x = jax.lax.convert_element_type(x, t.dtype)
             elif x.shape == () and jnp.asarray(x.item()).dtype == t.dtype:
                 x = jnp.asarray(x.item())  # a weakly typed scalar, same value

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+try:  # typed mesh axes (Auto / Explicit / Manual): jax >= 0.5
+    from jax.sharding import AbstractMesh, AxisType
+except ImportError:  # pragma: no cover - older jax: every axis is Auto
+    AbstractMesh = AxisType = None
 
 if TYPE_CHECKING:
     from ._base import GradientTransformation
@@ -42,10 +47,11 @@ def _abstract_mesh(x: Any) -> Any:
     """The mesh in ``x``'s type, or ``None`` when it has none (one device)."""
     try:
         mesh = jax.typeof(x).sharding.mesh
+        manual = AxisType is not None and AxisType.Manual in mesh.axis_types
+        if mesh.empty or manual:
+            return None  # single device, or inside shard_map: nothing to follow
     except AttributeError:  # an older jax, or an aval without a sharding
         return None
-    if mesh.empty or AxisType.Manual in mesh.axis_types:
-        return None  # single device, or inside shard_map: nothing to follow
     return mesh
 
 
@@ -104,7 +110,7 @@ def _placed(x: Any) -> bool:
     return (
         isinstance(x, jax.Array)
         and not isinstance(x, jax.core.Tracer)
-        and getattr(x, "committed", True)
+        and getattr(x, "committed", getattr(x, "_committed", True))
     )
 
 
@@ -202,7 +208,7 @@ def explicit_mesh(tree: Any) -> Any:
     for x in jax.tree.leaves(tree):
         if isinstance(x, jax.core.Tracer) and _abstract_mesh(x) is not None:
             mesh = _abstract_mesh(x)
-            if AxisType.Explicit in mesh.axis_types:
+            if AxisType is not None and AxisType.Explicit in mesh.axis_types:
                 return mesh
     return None
 
@@ -289,6 +295,8 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
             "state_shardings: the params are on more than one mesh "
             f"({len(meshes)} distinct meshes); put them on one."
         )
+    if AxisType is None:  # no Explicit axes to evaluate with: compile init
+        return jax.jit(tx.init).lower(abstract).compile().output_shardings
     (mesh,) = meshes
     explicit = AbstractMesh(
         tuple(mesh.axis_sizes),
