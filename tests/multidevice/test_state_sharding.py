@@ -214,19 +214,19 @@ def _assert_single_device_numbers(oid, params, state):
 
 # Explicit axes run these in auto_axes regions or reshard their state: their
 # numbers are checked too (the rest is elementwise under the same types; Muon
-# and the norms are in test_global_reductions.py).
+# and the norms are in test_global_reductions.py). L-BFGS's dots and flatten's
+# concatenation take the same auto_axes path as Prodigy's dot: left out to
+# keep the suite's time.
 EXPLICIT_NUMBERS = [
     entry
     for entry in STEP_CASES
     if entry[0]
     in {
         "prodigy",
-        "lbfgs",
         "adam_8bit",
         "adafactor_momentum",
         "MultiSteps",
         "apply_if_finite",
-        "flatten",
     }
 ]
 
@@ -246,4 +246,4 @@ def test_explicit_step_numbers(oid, factory, kwargs):
 
 
 def test_explicit_numbers_cover_the_auto_axes_users():
-    assert len(EXPLICIT_NUMBERS) == 7
+    assert len(EXPLICIT_NUMBERS) == 5
