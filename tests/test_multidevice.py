@@ -17,14 +17,20 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 FILES = sorted(p.name for p in (HERE / "multidevice").glob("test_*.py"))
+# These check where arrays go (decided before code generation) and compare
+# numbers computed in the same process: LLVM's -O0 compiles their ~300 small
+# 8-device programs ~25% faster. test_zero1.py measures ZeRO-1's parity with
+# the replicated run at the ulp level, so it keeps the optimised code.
+UNOPTIMISED = {"test_state_sharding.py", "test_global_reductions.py"}
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_multidevice(name):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
+    flags = " --xla_force_host_platform_device_count=8"
+    if name in UNOPTIMISED:
+        flags += " --xla_backend_optimization_level=0"
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + flags).strip()
     env.pop("PYTEST_XDIST_WORKER", None)
     result = subprocess.run(
         [
