@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, OptState, Params
-from ._sharding import state_shardings
+from ._sharding import on_mesh, state_shardings
 
 _HINTS = {
     "restore_state": "Was the checkpoint saved by another optimizer, or for other "
@@ -397,7 +397,7 @@ def restore_state(
     if signature is not None:
         _check_signature(template, signature)
     state = _Walk("restore_state", strict=False).node(template, restored, ())
-    if shardings is None and _on_several_devices(params):
+    if shardings is None and any(on_mesh(x) for x in jax.tree.leaves(params)):
         shardings = state_shardings(tx, params)
     if shardings is None:
         return state
@@ -408,13 +408,6 @@ def restore_state(
             "restore_state: `shardings` must be a tree of shardings with the "
             f"structure of the state ({e})."
         ) from e
-
-
-def _on_several_devices(params: Params) -> bool:
-    return any(
-        len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
-        for x in jax.tree.leaves(params)
-    )
 
 
 def validate_state(tx: GradientTransformation, params: Params, state: Any) -> None:

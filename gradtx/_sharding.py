@@ -56,14 +56,16 @@ def _abstract_mesh(x: Any) -> Any:
 
 
 def on_mesh(x: Any) -> bool:
-    """Whether ``x`` lives on several devices (concrete), or is traced with a
-    mesh in its type (under ``jit`` on a mesh, or inside ``shard_map``)."""
+    """Whether ``x`` lives on several devices (an array, or an abstract value
+    placed there), or is traced with a mesh in its type (under ``jit`` on a
+    mesh, or inside ``shard_map``)."""
     if isinstance(x, jax.core.Tracer):
         try:
             return not jax.typeof(x).sharding.mesh.empty
         except AttributeError:
             return False
-    return isinstance(x, jax.Array) and len(x.sharding.device_set) > 1
+    sharding = getattr(x, "sharding", None)  # an array or a ShapeDtypeStruct
+    return len(getattr(sharding, "device_set", ())) > 1
 
 
 def follow(new: Any, like: Any, *, tie: bool = True) -> Any:
@@ -282,6 +284,11 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
       >>> state[0].mu["w"].sharding == shardings[0].mu["w"]
       True
     """
+    return _placed_state(tx, params)[1]
+
+
+def _placed_state(tx: GradientTransformation, params: Any) -> tuple[Any, Any]:
+    """``(shapes, shardings)`` of ``tx.init(params)``: one abstract ``init``."""
     abstract = jax.tree.map(_abstract, params)
     meshes = {
         x.sharding.mesh
@@ -289,14 +296,14 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
         if isinstance(x.sharding, NamedSharding)
     }
     if not meshes:  # one device, or not placed yet: where compiled init puts it
-        return jax.jit(tx.init).lower(abstract).compile().output_shardings
+        return _compiled_placement(tx, abstract)
     if len(meshes) > 1:
         raise ValueError(
             "state_shardings: the params are on more than one mesh "
             f"({len(meshes)} distinct meshes); put them on one."
         )
     if AxisType is None:  # no Explicit axes to evaluate with: compile init
-        return jax.jit(tx.init).lower(abstract).compile().output_shardings
+        return _compiled_placement(tx, abstract)
     (mesh,) = meshes
     explicit = AbstractMesh(
         tuple(mesh.axis_sizes),
@@ -312,10 +319,17 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
 
     with jax.sharding.use_abstract_mesh(explicit):
         shapes = jax.eval_shape(tx.init, jax.tree.map(view, abstract))
-    return jax.tree.map(
+    shardings = jax.tree.map(
         lambda x: NamedSharding(mesh, getattr(x.sharding, "spec", PartitionSpec())),
         shapes,
     )
+    return shapes, shardings
+
+
+def _compiled_placement(tx: GradientTransformation, abstract: Any) -> tuple[Any, Any]:
+    """``(shapes, shardings)`` off the compiled ``init`` (no mesh to evaluate on)."""
+    compiled = jax.jit(tx.init).lower(abstract).compile()
+    return jax.eval_shape(tx.init, abstract), compiled.output_shardings
 
 
 def _entry_axes(entry: Any) -> tuple:
@@ -405,9 +419,7 @@ def zero1_shardings(
             f"zero1_shardings: axis={axis!r} is not an axis of the mesh "
             f"(its axes: {tuple(mesh.axis_names)})."
         )
-    abstract = jax.tree.map(_abstract, params)
-    shapes = jax.eval_shape(tx.init, abstract)
-    base = state_shardings(tx, abstract)
+    shapes, base = _placed_state(tx, params)
 
     def one(shape: jax.ShapeDtypeStruct, sharding: Any) -> NamedSharding:
         spec = getattr(sharding, "spec", PartitionSpec())

@@ -146,14 +146,18 @@ def test_zero1_splits_state_and_keeps_the_numbers(name):
         )
 
 
-def test_zero1_on_a_tensor_parallel_mesh():
-    """(2, 4) mesh: params split on ``model``; ZeRO adds ``data`` to the state."""
+def _tensor_parallel():
+    """A (2, 4) mesh and the params split on ``model`` (biases replicated)."""
     mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
     specs = {"w1": P(None, "model"), "b1": P("model"), "w2": P("model", None)}
     specs.update(b2=P(), odd=P())
-    params = jax.device_put(
-        _params(), {k: NamedSharding(mesh, s) for k, s in specs.items()}
-    )
+    shardings = {k: NamedSharding(mesh, s) for k, s in specs.items()}
+    return mesh, jax.device_put(_params(), shardings)
+
+
+def test_zero1_on_a_tensor_parallel_mesh():
+    """(2, 4) mesh: params split on ``model``; ZeRO adds ``data`` to the state."""
+    mesh, params = _tensor_parallel()
     tx = gradtx.adam(1e-2)
     follow = tx.init(params)
     shardings = gradtx.zero1_shardings(tx, params, mesh, "data")
@@ -206,12 +210,7 @@ def test_zero1_names_a_missing_axis():
 def test_restore_state_puts_a_saved_state_back_on_the_mesh():
     """A checkpoint read as NumPy goes back where init would put it, or onto
     the ZeRO shardings given; never gathered on one device."""
-    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
-    specs = {"w1": P(None, "model"), "b1": P("model"), "w2": P("model", None)}
-    specs.update(b2=P(), odd=P())
-    params = jax.device_put(
-        _params(), {k: NamedSharding(mesh, s) for k, s in specs.items()}
-    )
+    mesh, params = _tensor_parallel()
     tx = gradtx.adamw(1e-2)
     state = tx.init(params)
     saved = jax.device_get(state)  # NumPy, as a checkpoint reads back
