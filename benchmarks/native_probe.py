@@ -9,8 +9,8 @@ parameters (2^24 by default, ~16.8M) with fixed gradients, jitted and donated:
 
 - ``optax``: ``optax.adamw`` update + ``optax.apply_updates`` (the reference);
 - ``jnp``: the same step as one plain jnp expression
-  (:func:`gradtx._native.reference_leaf_step`, traced scalars);
-- ``native``: :func:`gradtx._native.adam_leaf_step` (one pass, in place);
+  (:func:`gradtx.engines.native.reference_leaf_step`, traced scalars);
+- ``native``: :func:`gradtx.engines.native.adam_leaf_step` (one pass, in place);
 - ``torch-fused``: ``torch.optim.AdamW(fused=True)``, when torch imports.
 
 Columns are timed round-robin in one process (``A B C D A B C D ...``); the
@@ -27,7 +27,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from gradtx import _maths, _native
+from gradtx._core import maths as _maths
+from gradtx.engines import native as _native
 
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 

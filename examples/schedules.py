@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 
 import gradtx as gtx
 
-SCHEDULE_MODULES = ("gradtx.schedules", "gradtx._schedules_extra")
+SCHEDULE_MODULES = ("gradtx.schedules", "gradtx.schedules.onecycle")
 
 
 def exported_schedules():

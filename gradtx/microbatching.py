@@ -3,8 +3,6 @@
 The same names as ``optax.microbatching``; see :func:`gradtx.microbatch`.
 """
 
-from ._microbatch import AccumulationType as AccumulationType
-from ._microbatch import Accumulator as Accumulator
-from ._microbatch import microbatch as microbatch
+from .wrappers.microbatch import AccumulationType, Accumulator, microbatch
 
 __all__ = ["AccumulationType", "Accumulator", "microbatch"]

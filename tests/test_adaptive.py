@@ -41,7 +41,8 @@ import reference as R
 import reference_adaptive as RA
 from test_reference import DTYPE, STEPS, X64, _jax_grad, _np_grad, _rel_err
 
-from gradtx.alias_adaptive import (
+from gradtx.combinators.chain import chain
+from gradtx.optimizers.adaptive import (
     adadelta,
     adan,
     novograd,
@@ -51,8 +52,7 @@ from gradtx.alias_adaptive import (
     rprop,
     sm3,
 )
-from gradtx.combine import chain
-from gradtx.transforms._adaptive import (
+from gradtx.transforms.adaptive import (
     scale_by_adadelta,
     scale_by_adan,
     scale_by_novograd,
@@ -60,7 +60,7 @@ from gradtx.transforms._adaptive import (
     scale_by_rprop,
     scale_by_sm3,
 )
-from gradtx.transforms._scaling import scale
+from gradtx.transforms.scaling import scale
 
 RTOL = 1e-10 if X64 else 1e-6
 # float32 only, see the module docstring (measured 2.6e-6 and 1.34e-5).

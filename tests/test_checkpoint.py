@@ -12,8 +12,8 @@ import optax
 import pytest
 
 import gradtx
-from gradtx._checkpoint import restore_state, state_signature, validate_state
-from gradtx._lookahead import LookaheadParams
+from gradtx.checkpoint import restore_state, state_signature, validate_state
+from gradtx.wrappers.lookahead import LookaheadParams
 
 P = {
     "enc": {

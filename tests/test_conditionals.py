@@ -22,7 +22,7 @@ from test_multisteps import NAN_EVERY, RTOL, _counting, _run_jax, _run_numpy, _s
 from test_reference import _rel_err
 
 import gradtx
-from gradtx._conditionals import (
+from gradtx.wrappers.conditionals import (
     ApplyIfFiniteState,
     ConditionallyMaskState,
     ConditionallyTransformState,

@@ -12,7 +12,7 @@ import gradtx
 pytest.importorskip("matplotlib")
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-SCHEDULE_MODULES = ("gradtx.schedules", "gradtx._schedules_extra")
+SCHEDULE_MODULES = ("gradtx.schedules", "gradtx.schedules.onecycle")
 TOUR_OPTIMIZERS = [
     "GD",
     "momentum, EMA form",

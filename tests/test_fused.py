@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx import _fused, _native
+from gradtx.engines import fused as _fused
+from gradtx.engines import native as _native
 
 native = pytest.mark.skipif(
     not _native.available(), reason=f"no native kernel: {_native.why_unavailable()}"

@@ -20,7 +20,7 @@ import pytest
 from optimizers import OPTIMIZERS
 
 import gradtx
-from gradtx._inject import (
+from gradtx.wrappers.inject import (
     InjectHyperparamsState,
     InjectStatefulHyperparamsState,
     WrappedSchedule,

@@ -46,16 +46,23 @@ import reference_layerwise as RL
 from test_reference import X64
 
 import gradtx
-from gradtx.alias_layerwise import adafactor, fromage, lamb, lars, noisy_sgd, polyak_sgd
-from gradtx.transforms._clipping_extra import clip_by_block_rms
-from gradtx.transforms._factored import FactoredState, scale_by_factored_rms
-from gradtx.transforms._layerwise import (
+from gradtx.optimizers.layerwise import (
+    adafactor,
+    fromage,
+    lamb,
+    lars,
+    noisy_sgd,
+    polyak_sgd,
+)
+from gradtx.transforms.block_clipping import clip_by_block_rms
+from gradtx.transforms.factored import FactoredState, scale_by_factored_rms
+from gradtx.transforms.layerwise import (
     ScaleByTrustRatioState,
     scale_by_param_block_norm,
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
-from gradtx.transforms._stochastic import (
+from gradtx.transforms.step_size_free import (
     AddNoiseState,
     add_noise,
     scale_by_distance_over_gradients,

@@ -26,13 +26,13 @@ from test_linesearch import START, from_state_fn, rel_err, run
 from test_reference import _rel_err, _run_jax
 
 import gradtx
-from gradtx.alias_lbfgs import lbfgs
-from gradtx.transforms._lbfgs import ScaleByLBFGSState, scale_by_lbfgs
-from gradtx.transforms._linesearch import (
+from gradtx.optimizers.lbfgs import lbfgs
+from gradtx.transforms.backtracking import (
     scale_by_backtracking_linesearch,
     value_and_grad_from_state,
 )
-from gradtx.transforms._zoom_linesearch import scale_by_zoom_linesearch
+from gradtx.transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs
+from gradtx.transforms.zoom_linesearch import scale_by_zoom_linesearch
 
 RTOL = 1e-6
 

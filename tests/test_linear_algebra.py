@@ -22,7 +22,7 @@ import numpy as np
 import optax
 import pytest
 
-from gradtx._linear_algebra import matrix_inverse_pth_root, nnls, power_iteration
+from gradtx.linalg import matrix_inverse_pth_root, nnls, power_iteration
 
 RNG = np.random.default_rng(7)
 
@@ -57,7 +57,7 @@ def _close(ours, theirs, rtol=1e-6):
 
 @pytest.mark.parametrize("name", ["power_iteration", "matrix_inverse_pth_root", "nnls"])
 def test_signature_matches_optax(name):
-    import gradtx._linear_algebra as la
+    import gradtx.linalg as la
 
     ours = inspect.signature(getattr(la, name)).parameters
     theirs = inspect.signature(getattr(optax, name)).parameters

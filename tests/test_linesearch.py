@@ -19,13 +19,13 @@ import optax
 import pytest
 
 import gradtx
-from gradtx.alias_lbfgs import lbfgs
-from gradtx.transforms._linesearch import (
+from gradtx.optimizers.lbfgs import lbfgs
+from gradtx.transforms.backtracking import (
     ScaleByBacktrackingLinesearchState,
     scale_by_backtracking_linesearch,
     value_and_grad_from_state,
 )
-from gradtx.transforms._zoom_linesearch import (
+from gradtx.transforms.zoom_linesearch import (
     ScaleByZoomLinesearchState,
     ZoomLinesearchInfo,
     scale_by_zoom_linesearch,

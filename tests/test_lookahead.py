@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import gradtx
-from gradtx._lookahead import LookaheadParams, LookaheadState, lookahead
+from gradtx.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
 
 STEPS = 100
 

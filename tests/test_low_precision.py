@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx._low_precision import (
+from gradtx.precision.rounding import (
     KahanSummationState,
     StochasticRoundingState,
     kahan_summation,

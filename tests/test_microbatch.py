@@ -17,7 +17,7 @@ import numpy as np
 import optax
 import pytest
 
-from gradtx._microbatch import AccumulationType, Accumulator, microbatch
+from gradtx.wrappers.microbatch import AccumulationType, Accumulator, microbatch
 
 OA = optax.microbatching.AccumulationType
 RNG = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import gradtx
-from gradtx._monitoring import (
+from gradtx.wrappers.monitoring import (
     MonitorState,
     SnapshotState,
     measure_with_ema,

@@ -28,8 +28,8 @@ import reference_multisteps as RM
 from test_reference import DTYPE, X64, _jax_grad, _np_grad, _rel_err, _start
 
 import gradtx
-from gradtx._base import GradientTransformation, init_empty_state
-from gradtx._multisteps import (
+from gradtx._core.base import GradientTransformation, init_empty_state
+from gradtx.wrappers.multisteps import (
     MultiSteps,
     MultiStepsState,
     skip_large_updates,

@@ -1,4 +1,4 @@
-"""The native one-pass Adam(W) kernel (gradtx._native) against gradtx's plain path.
+"""The native one-pass Adam(W) kernel (gradtx.engines.native) against the plain path.
 
 The oracle is gradtx itself: ``adam``/``adamw`` (optionally after
 ``clip_by_global_norm``) update + ``apply_updates``, jitted, which XLA:CPU
@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx import _maths, _native
-from gradtx.transforms._adam import ScaleByAdamState
-from gradtx.transforms._clipping import global_clip_factor
+from gradtx._core import maths as _maths
+from gradtx.engines import native as _native
+from gradtx.transforms.adam import ScaleByAdamState
+from gradtx.transforms.clipping import global_clip_factor
 
 pytestmark = pytest.mark.skipif(
     not _native.available(),

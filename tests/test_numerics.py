@@ -14,9 +14,13 @@ import numpy as np
 import optax
 import pytest
 
-from gradtx import _maths
-from gradtx._numerics import safe_int32_increment, safe_norm, safe_root_mean_squares
-from gradtx.transforms._misc import scale_gradient
+from gradtx._core import maths as _maths
+from gradtx._core.numerics import (
+    safe_int32_increment,
+    safe_norm,
+    safe_root_mean_squares,
+)
+from gradtx.transforms.centralization import scale_gradient
 
 X = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
 

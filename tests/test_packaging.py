@@ -25,8 +25,8 @@ def test_version_lives_in_one_place():
 
 def test_kernel_source_ships_with_the_package():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"_native_adam.cc"' in pyproject  # package data: into the wheel
+    assert '"native_adam.cc"' in pyproject  # package data: into the wheel
     manifest = (ROOT / "MANIFEST.in").read_text()
-    assert "gradtx/_native_adam.cc" in manifest  # and the sdist
+    assert "gradtx/engines/native_adam.cc" in manifest  # and the sdist
     for folder in ("tests", "examples", "benchmarks", "docs"):
         assert f"recursive-include {folder} " in manifest

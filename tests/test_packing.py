@@ -1,4 +1,4 @@
-"""Packed parameters (gradtx._packing): layout, gradients, exactness, refusals."""
+"""Packed parameters (gradtx.engines.pack): layout, gradients, exactness, refusals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from optimizers import OPTIMIZERS, make
 
 import gradtx
-from gradtx._packing import (
+from gradtx.engines.pack import (
     Packed,
     pack,
     pack_labels,
@@ -19,7 +19,7 @@ from gradtx._packing import (
     refuse_packed,
     unpack,
 )
-from gradtx.transforms._muon import scale_by_shape
+from gradtx.transforms.muon import scale_by_shape
 
 _KEYS = jax.random.split(jax.random.key(0), 8)
 

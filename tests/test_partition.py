@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import gradtx
-from gradtx._partition import (
+from gradtx.combinators.partition import (
     MultiTransformState,
     PartitionState,
     freeze,

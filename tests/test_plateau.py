@@ -1,4 +1,4 @@
-"""Tests for gradtx._plateau.reduce_on_plateau.
+"""Tests for gradtx.wrappers.plateau.reduce_on_plateau.
 
 The trajectory (updates and every state field) must equal Optax's
 (``optax.contrib.reduce_on_plateau``) exactly for scripted loss sequences with
@@ -15,9 +15,9 @@ import optax
 import pytest
 from optax import contrib
 
-from gradtx import _plateau as P
-from gradtx.combine import chain
-from gradtx.transforms._scaling import scale
+from gradtx.combinators.chain import chain
+from gradtx.transforms.scaling import scale
+from gradtx.wrappers import plateau as P
 
 _rng = np.random.default_rng(0)
 LOSSES = np.concatenate(

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx.alias_8bit import adam_8bit, adamw_8bit, sgd_8bit
-from gradtx.transforms._quantized import (
+from gradtx.precision.eight_bit import adam_8bit, adamw_8bit, sgd_8bit
+from gradtx.precision.quantized import (
     _TABLES,
     QuantizedArray,
     ScaleByAdam8bitState,

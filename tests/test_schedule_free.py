@@ -20,7 +20,7 @@ import reference_schedule_free as RS
 from test_reference import X64, _rel_err, _run_jax, _run_numpy, _start
 
 import gradtx
-from gradtx._schedule_free import (
+from gradtx.wrappers.schedule_free import (
     ScheduleFreeState,
     schedule_free,
     schedule_free_adamw,

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from gradtx import schedules as S
+from gradtx.schedules import polynomial as S
 
 STEPS = np.arange(0, 301)
 NAMES = [

@@ -1,4 +1,4 @@
-"""Tests for gradtx._schedules_extra (warmups, one-cycle, SGDR, interpolation).
+"""Tests for gradtx.schedules.onecycle (warmups, one-cycle, SGDR, interpolation).
 
 As in test_schedules.py: every case is checked over steps 0..400 against Optax
 (same arguments, float32, rtol 1e-6) and against a float64 closed form written
@@ -17,7 +17,7 @@ import optax
 import pytest
 from test_schedules import ref_exponential, ref_warmup_cosine
 
-from gradtx import _schedules_extra as S
+from gradtx.schedules import onecycle as S
 
 STEPS = np.arange(0, 401)
 NAMES = [

@@ -25,8 +25,8 @@ import reference_sophia as RSo
 from test_reference import STEPS, X64, _rel_err, _run_numpy, _start
 
 import gradtx
-from gradtx.alias_sophia import sophia
-from gradtx.transforms._sophia import (
+from gradtx.optimizers.sophia import sophia
+from gradtx.transforms.sophia import (
     HutchinsonState,
     SophiaState,
     hutchinson_estimator_diag_hessian,

@@ -83,8 +83,8 @@ def test_moment_shape_mismatch_names_leaf():
 
 @pytest.mark.parametrize("mean", [False, True])
 def test_leaf_norms_one_overflow_test_for_the_tree(mean):
-    from gradtx import _maths
-    from gradtx._tree import leaf_norms
+    from gradtx._core import maths as _maths
+    from gradtx._core.lifting import leaf_norms
 
     k = jax.random.split(jax.random.key(1), 4)
     leaves = [

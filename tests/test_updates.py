@@ -13,8 +13,8 @@ from test_multisteps import RTOL, _run_jax
 from test_reference import _rel_err
 
 import gradtx
-from gradtx._layouts import flatten
-from gradtx._updates import incremental_update, periodic_update
+from gradtx._core.target_updates import incremental_update, periodic_update
+from gradtx.combinators.flatten import flatten
 
 
 def _tree(dtype=jnp.float32):

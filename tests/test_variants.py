@@ -42,8 +42,8 @@ import reference_variants as RV
 from test_reference import X64, _rel_err, _run_jax, _run_numpy
 
 import gradtx
-from gradtx.alias_variants import adabelief, lion, radam, sign_sgd, signum, yogi
-from gradtx.transforms._variants import (
+from gradtx.optimizers.belief import adabelief, lion, radam, sign_sgd, signum, yogi
+from gradtx.transforms.belief import (
     scale_by_belief,
     scale_by_lion,
     scale_by_radam,

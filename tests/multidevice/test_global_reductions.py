@@ -16,7 +16,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import gradtx
-from gradtx import _native
+from gradtx.engines import native as _native
 
 STEPS = 3
 

@@ -1,0 +1,168 @@
+"""Per-array arithmetic shared by several transformations.
+
+Functions here act on single arrays (or scalars) and know nothing of pytrees;
+:mod:`gradtx._core.lifting` lifts them to trees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def abs_sq(x: chex.Array) -> chex.Array:
+    """``|x|²``, real-valued for complex ``x``."""
+    if jnp.iscomplexobj(x):
+        return (x.conj() * x).real
+    return x * x
+
+
+# id(x) -> (x, 1 − x rounded as from the Python float x was made from).
+_COMPLEMENTS: contextvars.ContextVar[dict[int, tuple] | None] = contextvars.ContextVar(
+    "gradtx_complements", default=None
+)
+
+
+def one_minus(x: chex.Numeric) -> chex.Numeric:
+    """``1 − x``, the complement of a decay or mixing rate.
+
+    A Python float ``d`` gives ``1 − d`` rounded from double precision (what
+    Optax computes), whereas a float32 array holding ``d`` gives ``1 − f32(d)``
+    (``0.999`` → 1.3e-5 relative off ``0.001``). :func:`inject_hyperparams`
+    turns Python floats into float32 arrays, so while its :func:`complements`
+    context is active an array it registered gets the double-rounded value,
+    and injected and plain optimizers follow the same trajectory bit for bit.
+    Every ``1 − hyperparameter`` in gradtx's maths goes through here.
+    """
+    entry = (_COMPLEMENTS.get() or {}).get(id(x))
+    if entry is not None and entry[0] is x:
+        return entry[1]
+    return 1 - x
+
+
+@contextlib.contextmanager
+def complements(pairs: dict[int, tuple]) -> Iterator[None]:
+    """Within the block, :func:`one_minus` of ``pairs[id(x)][0]`` is ``[1]``."""
+    token = _COMPLEMENTS.set({**(_COMPLEMENTS.get() or {}), **pairs})
+    try:
+        yield
+    finally:
+        _COMPLEMENTS.reset(token)
+
+
+def sqrt0(x: chex.Array) -> chex.Array:
+    """``sqrt(x)`` for ``x >= 0``, with gradient 0, not NaN, at ``x = 0``.
+
+    A NaN stays NaN (a norm of a leaf holding NaN must not read as 0).
+    """
+    zero = x == 0
+    return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, x)))
+
+
+RESCUE_SCALE = 2.0**-64
+
+
+def scaled_sum_of_squares(
+    x: chex.Array, axis: Any = None, keepdims: bool = False, mean: bool = False
+) -> chex.Array:
+    """``Σ |x · 2^-64|²`` (or the mean): for when the plain sum of squares overflowed.
+
+    Some square then exceeds ~1e38 / n, so elements whose scaled squares
+    underflow (|x| < ~2) change the norm by less than one part in 1e38 / n.
+    The norm is ``sqrt`` of this divided by :data:`RESCUE_SCALE`.
+    """
+    scale = jnp.asarray(RESCUE_SCALE, jnp.real(x).dtype)
+    reduce = jnp.mean if mean else jnp.sum
+    return reduce(abs_sq(x * scale), axis=axis, keepdims=keepdims)
+
+
+def _rescaled_norm(x: chex.Array, axis: Any, keepdims: bool, mean: bool) -> chex.Array:
+    return sqrt0(scaled_sum_of_squares(x, axis, keepdims, mean)) / RESCUE_SCALE
+
+
+def l2_norm(
+    x: chex.Array, axis: Any = None, keepdims: bool = False, mean: bool = False
+) -> chex.Array:
+    """``sqrt(Σ|x|²)`` (``mean``: ``sqrt(mean |x|²)``), finite when representable.
+
+    The plain sum of squares is computed first; only if it overflowed (the
+    elements are finite but above ~1e19 in float32) is the norm recomputed with
+    the elements scaled by their maximum, under ``lax.cond`` so ordinary inputs
+    pay one scalar test. Non-finite elements still give ``inf`` or NaN.
+    """
+    axis = tuple(axis) if isinstance(axis, list) else axis  # hashable, for the cache
+    reduce = jnp.mean if mean else jnp.sum
+    sq = reduce(abs_sq(x), axis=axis, keepdims=keepdims)
+    rescue, plain = _norm_branches(axis, keepdims, mean)
+    return jax.lax.cond(jnp.any(jnp.isposinf(sq)), rescue, plain, x, sq)
+
+
+@functools.cache
+def _norm_branches(axis: Any, keepdims: bool, mean: bool) -> tuple:
+    """:func:`l2_norm`'s ``lax.cond`` branches, made once per configuration so
+    that eager calls hit JAX's compilation cache instead of recompiling."""
+
+    def rescue(x, sq):
+        rescaled = _rescaled_norm(x, axis, keepdims, mean)
+        return jnp.where(jnp.isposinf(sq), rescaled, sqrt0(sq))
+
+    def plain(x, sq):
+        del x
+        return sqrt0(sq)
+
+    return rescue, plain
+
+
+def ema(g: chex.Array, m: chex.Array, decay: chex.Numeric) -> chex.Array:
+    """One step of an exponential moving average: ``(1 − d)·g + d·m``."""
+    return one_minus(decay) * g + decay * m
+
+
+def ema_sq(g: chex.Array, v: chex.Array, decay: chex.Numeric) -> chex.Array:
+    """One step of an exponential moving average of ``|g|²``."""
+    return one_minus(decay) * abs_sq(g) + decay * v
+
+
+def infinity_moment(
+    g: chex.Array, u: chex.Array, decay: chex.Numeric, eps: chex.Numeric
+) -> chex.Array:
+    """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``."""
+    return jnp.maximum(decay * u, jnp.abs(g) + eps)
+
+
+@functools.partial(jax.jit, inline=True)
+def debias_factor(decay: chex.Numeric, count: chex.Array) -> chex.Array:
+    """``1 − decay^count``: divide a zero-started average by it to unbias it.
+
+    Always compiled (and inlined into an enclosing jit), so eager and jitted
+    code round it the same way: evaluated op by op, float32 ``pow`` followed by
+    the subtraction loses ~1e-5 relative for ``decay = 0.999`` at small counts.
+    """
+    return 1 - decay**count
+
+
+def safe_increment(count: chex.Array) -> chex.Array:
+    """``count + 1``, saturating at the largest value of its dtype.
+
+    An int32 step counter therefore never wraps around to a negative number
+    (which would flip the sign of ``decay^count``-style bias corrections).
+    """
+    count = jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):
+        top = jnp.iinfo(count.dtype).max
+    elif jnp.issubdtype(count.dtype, jnp.floating):
+        top = jnp.finfo(count.dtype).max
+    else:
+        raise TypeError(
+            f"safe_increment: count must be an integer or float array, got "
+            f"dtype {count.dtype}."
+        )
+    top = jnp.asarray(top, count.dtype)
+    return jnp.where(count < top, count + jnp.asarray(1, count.dtype), top)

@@ -1,0 +1,462 @@
+"""Optimizer state that follows the parameters across devices.
+
+gradtx adds no distribution layer of its own: a step is an ordinary function,
+and ``jax.jit`` with ``NamedSharding`` (or ``shard_map``) distributes it. What
+the library owes that machinery is state placed like the parameters, so the
+compiled step moves nothing it does not have to:
+
+* every state leaf made *like* a parameter leaf (a moment, an accumulator) is
+  given that leaf's sharding at ``init`` — eagerly, by building it there; under
+  ``jit`` by tying it to the parameter with ``shard_alike``, so the compiler's
+  sharding propagation (Auto axes) or the types (Explicit axes) place it;
+* :func:`state_shardings` gives the sharding of every state leaf without
+  allocating (``init`` evaluated abstractly with Explicit axes), for
+  ``jax.jit(..., out_shardings=...)`` and checkpoint restores;
+* maths that must see whole arrays runs in :func:`auto_axes` regions under
+  Explicit axes, where JAX would refuse it;
+* :func:`zero1_shardings` splits the state of replicated parameters across a
+  data-parallel mesh axis (ZeRO stage 1): each device keeps ``1/n`` of the
+  moments while the parameters stay whole.
+
+See ``docs/sharding.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+try:  # typed mesh axes (Auto / Explicit / Manual): jax >= 0.5
+    from jax.sharding import AbstractMesh, AxisType
+except ImportError:  # pragma: no cover - older jax: every axis is Auto
+    AbstractMesh = AxisType = None
+
+if TYPE_CHECKING:
+    from .base import GradientTransformation
+
+__all__ = ["per_device_bytes", "state_shardings", "zero1_shardings"]
+
+
+def _abstract_mesh(x: Any) -> Any:
+    """The mesh in ``x``'s type, or ``None`` when it has none (one device)."""
+    try:
+        mesh = jax.typeof(x).sharding.mesh
+        manual = AxisType is not None and AxisType.Manual in mesh.axis_types
+        if mesh.empty or manual:
+            return None  # single device, or inside shard_map: nothing to follow
+    except AttributeError:  # an older jax, or an aval without a sharding
+        return None
+    return mesh
+
+
+def on_mesh(x: Any) -> bool:
+    """Whether ``x`` lives on several devices (an array, or an abstract value
+    placed there), or is traced with a mesh in its type (under ``jit`` on a
+    mesh, or inside ``shard_map``)."""
+    if isinstance(x, jax.core.Tracer):
+        try:
+            return not jax.typeof(x).sharding.mesh.empty
+        except AttributeError:
+            return False
+    sharding = getattr(x, "sharding", None)  # an array or a ShapeDtypeStruct
+    return len(getattr(sharding, "device_set", ())) > 1
+
+
+def follow(new: Any, like: Any, *, tie: bool = True) -> Any:
+    """``new``, an array of ``like``'s shape, placed as ``like`` is.
+
+    A concrete ``like`` has a sharding: ``new`` is put there. A traced one on
+    Explicit axes carries its sharding in its type: ``new`` is resharded to it
+    if it differs. A traced one on Auto axes has a sharding only once the
+    compiler has chosen it, so the two are tied with ``shard_alike`` (unless
+    ``tie=False``: new state from old state is left to propagation, which a
+    tie could make reshard the old state on entry). On one device (no mesh
+    in the type) nothing is added to the program.
+    """
+    if not isinstance(like, jax.Array) or jnp.shape(new) != like.shape:
+        return new
+    if isinstance(like, jax.core.Tracer):
+        if _abstract_mesh(like) is None:
+            return new
+        known = _known_sharding(like)
+        if known is not None:
+            if jax.typeof(new).sharding.spec == known.spec:
+                return new
+            return jax.sharding.reshard(new, known)
+        if not tie:
+            return new
+        from jax.experimental.shard_alike import shard_alike
+
+        return shard_alike(like, new)[1]
+    if not _placed(like) or isinstance(new, jax.core.Tracer):
+        return new
+    if new.sharding == like.sharding:
+        return new
+    return jax.device_put(new, like.sharding)
+
+
+def keep_tree(new: Any, old: Any) -> Any:
+    """New state as the state it replaces: :func:`follow` (``tie=False``)
+    leaf by leaf. Under Explicit axes its type is made the old one's."""
+    return jax.tree.map(lambda n, o: follow(n, o, tie=False), new, old)
+
+
+def _placed(x: Any) -> bool:
+    """Whether ``x`` is a concrete array its user has placed (committed)."""
+    return (
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and getattr(x, "committed", getattr(x, "_committed", True))
+    )
+
+
+def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Any:
+    """``jnp.full_like`` whose result has ``x``'s sharding (see :func:`follow`).
+
+    An array the user has not placed (uncommitted, on the default device)
+    gives an uncommitted result, as ``jnp.full_like`` does, so jit's cache
+    sees the same kind of arguments as before.
+    """
+    if _placed(x):
+        dtype = x.dtype if dtype is None else dtype
+        return jnp.full(x.shape, fill_value, dtype, device=x.sharding)
+    return follow(jnp.full_like(x, fill_value, dtype=dtype), x)
+
+
+def _known_sharding(x: Any) -> Any:
+    """``x``'s sharding where it is known before compiling: a concrete array's,
+    or an Explicit-axes tracer's (its type carries it); else ``None``."""
+    if _placed(x):
+        return x.sharding
+    if isinstance(x, jax.core.Tracer) and _abstract_mesh(x) is not None:
+        sharding = jax.typeof(x).sharding
+        if _spec_axes(sharding.spec):
+            return sharding
+    return None
+
+
+def leading_slices_align(like: Any, block: int) -> bool:
+    """Whether ``like``'s leading dimension is known to be split (see
+    :func:`zeros_derived`) into slices of a whole number of ``block``-element
+    blocks of the flattened array."""
+    sharding = _known_sharding(like)
+    if not isinstance(sharding, NamedSharding) or not len(sharding.spec):
+        return False
+    shards = _shards(sharding.mesh, sharding.spec[0])
+    size = math.prod(jnp.shape(like))
+    return shards > 1 and size % (shards * block) == 0
+
+
+def is_split(x: Any) -> bool:
+    """Whether ``x`` is known to be split across devices (not replicated)."""
+    if _placed(x):
+        return not x.sharding.is_fully_replicated
+    return _known_sharding(x) is not None
+
+
+def device_group(x: Any) -> Any:
+    """The devices a placed ``x`` is on (hashable), or ``None``."""
+    if not _placed(x):
+        return None
+    return (tuple(sorted(d.id for d in x.sharding.device_set)), x.sharding.memory_kind)
+
+
+def zeros_typed_like(shape: jax.ShapeDtypeStruct) -> jax.Array:
+    """Zeros of an abstract value's shape and dtype, and of its sharding when
+    its type carries one (Explicit axes: both branches of a ``lax.cond`` must
+    have the same types)."""
+    sharding = getattr(shape, "sharding", None)
+    if isinstance(sharding, NamedSharding) and _spec_axes(sharding.spec):
+        return jnp.zeros(shape.shape, shape.dtype, out_sharding=sharding)
+    return jnp.zeros(shape.shape, shape.dtype)
+
+
+def zeros_derived(like: Any, shape: tuple, dtype: Any, dims: tuple) -> Any:
+    """Zeros of ``shape`` for state derived from the array ``like``.
+
+    Dimension ``k`` of the result is split as dimension ``dims[k]`` of
+    ``like`` is (``None``: not split), where that sharding is known and the
+    size divides evenly: a factored row statistic of a row-sharded matrix is
+    row-sharded. Otherwise (a traced ``like`` on Auto axes) the compiler
+    places it.
+    """
+    if tuple(dims) == tuple(range(jnp.ndim(like))) and tuple(shape) == jnp.shape(like):
+        return full_like(like, 0, dtype)
+    sharding = _known_sharding(like)
+    if not isinstance(sharding, NamedSharding):
+        if sharding is not None:  # one device: put it there
+            return jnp.zeros(shape, dtype, device=sharding)
+        return jnp.zeros(shape, dtype)
+    entries = list(sharding.spec) + [None] * (jnp.ndim(like) - len(sharding.spec))
+    mesh = sharding.mesh
+    spec = []
+    for n, d in zip(shape, dims, strict=True):
+        entry = None if d is None else entries[d]
+        spec.append(entry if n % _shards(mesh, entry) == 0 else None)
+    new = NamedSharding(mesh, PartitionSpec(*spec))
+    if isinstance(like, jax.core.Tracer):
+        return jnp.zeros(shape, dtype, out_sharding=new)
+    return jnp.zeros(shape, dtype, device=new)
+
+
+def explicit_mesh(tree: Any) -> Any:
+    """The mesh of the first leaf of ``tree`` typed with Explicit axes, or None."""
+    for x in jax.tree.leaves(tree):
+        if isinstance(x, jax.core.Tracer) and _abstract_mesh(x) is not None:
+            mesh = _abstract_mesh(x)
+            if AxisType is not None and AxisType.Explicit in mesh.axis_types:
+                return mesh
+    return None
+
+
+def auto_axes(fn: Callable, *args: Any, out_like: Any = None) -> Any:
+    """``fn(*args)``, with Explicit mesh axes treated as Auto inside ``fn``.
+
+    Under Explicit axes every operation must say how its result is sharded,
+    and a product over a split dimension or a gather from a split table is an
+    error. Maths that needs the whole array (a Newton-Schulz iteration, a dot
+    product of two leaves, a quantisation table) runs here with the compiler
+    choosing how to partition it; each output gets the sharding of the
+    matching leaf of ``out_like`` (replicated where ``out_like`` is ``None``).
+    Without Explicit axes this is just ``fn(*args)``.
+    """
+    mesh = explicit_mesh(args)
+    if mesh is None:
+        return fn(*args)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shapes = jax.eval_shape(jax.sharding.auto_axes(fn, out_sharding=replicated), *args)
+    likes = jax.tree.leaves(out_like) if out_like is not None else []
+
+    def spec_of(i: int) -> PartitionSpec:
+        if i < len(likes) and isinstance(likes[i], jax.core.Tracer):
+            return jax.typeof(likes[i]).sharding.spec
+        return PartitionSpec()
+
+    leaves, treedef = jax.tree.flatten(shapes)
+    out = treedef.unflatten(
+        [NamedSharding(mesh, spec_of(i)) for i in range(len(leaves))]
+    )
+    return jax.sharding.auto_axes(fn, out_sharding=out)(*args)
+
+
+def _abstract(x: Any) -> Any:
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return x
+    x = x if hasattr(x, "shape") and hasattr(x, "dtype") else jnp.asarray(x)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+
+
+def state_shardings(tx: GradientTransformation, params: Any) -> Any:
+    """The sharding of every leaf of ``tx.init(params)``, allocating nothing.
+
+    ``params`` may hold arrays or ``jax.ShapeDtypeStruct`` with shardings.
+    Leaves made like a parameter get that parameter's sharding; derived
+    leaves get the split their dimensions inherit (a factored row statistic
+    of a row-split matrix is row-split, 8-bit blocks of a leaf split on its
+    leading dimension are split by block); scalars such as step counts are
+    replicated. These are the shardings an eager ``tx.init(params)`` gives,
+    found by evaluating ``init`` abstractly with the mesh's axes typed
+    Explicit, so they also hold under ``jax.jit``, where the compiler would
+    otherwise place the derived leaves itself. Use it to create or restore
+    state straight into place (``docs/sharding.md``).
+
+    Args:
+      tx: the gradient transformation.
+      params: the parameters, concrete or abstract, on at most one mesh.
+
+    Returns:
+      A pytree of ``jax.sharding.Sharding`` with the structure of the state.
+
+    Raises:
+      ValueError: the parameters are on more than one mesh.
+
+    Examples:
+      >>> import gradtx, jax, jax.numpy as jnp
+      >>> tx, params = gradtx.adam(1e-3), {"w": jnp.zeros((4, 2))}
+      >>> shardings = gradtx.state_shardings(tx, params)
+      >>> state = jax.jit(tx.init, out_shardings=shardings)(params)
+      >>> state[0].mu["w"].sharding == shardings[0].mu["w"]
+      True
+    """
+    return _placed_state(tx, params)[1]
+
+
+def _placed_state(tx: GradientTransformation, params: Any) -> tuple[Any, Any]:
+    """``(shapes, shardings)`` of ``tx.init(params)``: one abstract ``init``."""
+    abstract = jax.tree.map(_abstract, params)
+    meshes = {
+        x.sharding.mesh
+        for x in jax.tree.leaves(abstract)
+        if isinstance(x.sharding, NamedSharding)
+    }
+    if not meshes:  # one device, or not placed yet: where compiled init puts it
+        return _compiled_placement(tx, abstract)
+    if len(meshes) > 1:
+        raise ValueError(
+            "state_shardings: the params are on more than one mesh "
+            f"({len(meshes)} distinct meshes); put them on one."
+        )
+    if AxisType is None:  # no Explicit axes to evaluate with: compile init
+        return _compiled_placement(tx, abstract)
+    (mesh,) = meshes
+    explicit = AbstractMesh(
+        tuple(mesh.axis_sizes),
+        tuple(mesh.axis_names),
+        axis_types=(AxisType.Explicit,) * len(mesh.axis_names),
+    )
+
+    def view(x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
+        spec = getattr(x.sharding, "spec", PartitionSpec())
+        return jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=NamedSharding(explicit, spec)
+        )
+
+    with jax.sharding.use_abstract_mesh(explicit):
+        shapes = jax.eval_shape(tx.init, jax.tree.map(view, abstract))
+    shardings = jax.tree.map(
+        lambda x: NamedSharding(mesh, getattr(x.sharding, "spec", PartitionSpec())),
+        shapes,
+    )
+    return shapes, shardings
+
+
+def _compiled_placement(tx: GradientTransformation, abstract: Any) -> tuple[Any, Any]:
+    """``(shapes, shardings)`` off the compiled ``init`` (no mesh to evaluate on)."""
+    compiled = jax.jit(tx.init).lower(abstract).compile()
+    return jax.eval_shape(tx.init, abstract), compiled.output_shardings
+
+
+def _entry_axes(entry: Any) -> tuple:
+    """The mesh axes one ``PartitionSpec`` entry splits a dimension over."""
+    if entry is None:
+        return ()
+    return tuple(entry) if isinstance(entry, tuple) else (entry,)
+
+
+def _shards(mesh: Any, entry: Any) -> int:
+    return math.prod(mesh.shape[a] for a in _entry_axes(entry))
+
+
+def _spec_axes(spec: PartitionSpec) -> set:
+    return {a for entry in spec for a in _entry_axes(entry)}
+
+
+def _split(shape: tuple, spec: PartitionSpec, mesh: Mesh, axis: str) -> PartitionSpec:
+    """``spec`` with ``axis`` added to the largest dimension it divides evenly."""
+    entries = list(spec) + [None] * (len(shape) - len(spec))
+    if axis in _spec_axes(spec):
+        return PartitionSpec(*entries)
+    size = mesh.shape[axis]
+    best = None
+    for d, n in enumerate(shape):
+        entry = entries[d]
+        present = (
+            () if entry is None else (entry if isinstance(entry, tuple) else (entry,))
+        )
+        shards = math.prod(mesh.shape[a] for a in present) * size
+        if n % shards == 0 and (best is None or n > shape[best]):
+            best = d
+    if best is not None:
+        entry = entries[best]
+        present = (
+            () if entry is None else (entry if isinstance(entry, tuple) else (entry,))
+        )
+        entries[best] = (*present, axis) if present else axis
+    return PartitionSpec(*entries)
+
+
+def zero1_shardings(
+    tx: GradientTransformation, params: Any, mesh: Mesh, axis: str = "data"
+) -> Any:
+    """State shardings that split the optimizer state across ``axis`` (ZeRO-1).
+
+    In data-parallel training every device holds the whole model, and with
+    it the whole optimizer state: Adam's two moments are twice the params.
+    ZeRO stage 1 (Rajbhandari et al., 2020) shards the *state* across the
+    data-parallel devices instead. Each state leaf of ``tx.init(params)`` is
+    split along ``axis`` on its largest dimension that the axis size divides
+    (counting shards the leaf already has on other mesh axes), so per-device
+    state memory falls to ``1/mesh.shape[axis]``. Leaves no dimension of
+    which is divisible (scalars such as step counts, odd sizes) keep the
+    sharding :func:`state_shardings` gives them; leaves already split on
+    ``axis`` are left alone.
+
+    The step stays an ordinary ``jax.jit``: each device updates its slice of
+    the state from the (replicated, all-reduced) gradient, and the compiler
+    all-gathers the updates for the replicated params (pin the params'
+    shardings in the step's ``out_shardings``). The numbers are those of the
+    unsharded run (``docs/sharding.md``, ``examples/data_parallel.py``).
+
+    Args:
+      tx: the gradient transformation.
+      params: the parameters (arrays or ``jax.ShapeDtypeStruct``), usually
+        replicated over ``mesh``.
+      mesh: the device mesh.
+      axis: the data-parallel mesh axis to split the state over.
+
+    Returns:
+      A pytree of ``NamedSharding`` with the structure of the state.
+
+    Raises:
+      ValueError: ``axis`` is not an axis of ``mesh``.
+
+    Examples:
+      >>> import gradtx, jax, jax.numpy as jnp
+      >>> mesh = jax.make_mesh((1,), ("data",))  # 8 devices: each holds 1/8
+      >>> params = {"w": jnp.zeros((4, 2)), "b": jnp.zeros(3)}
+      >>> shardings = gradtx.zero1_shardings(gradtx.adam(1e-3), params, mesh, "data")
+      >>> shardings[0].mu["w"].spec, shardings[0].count.spec
+      (P('data', None), P())
+    """
+    if axis not in mesh.axis_names:
+        raise ValueError(
+            f"zero1_shardings: axis={axis!r} is not an axis of the mesh "
+            f"(its axes: {tuple(mesh.axis_names)})."
+        )
+    shapes, base = _placed_state(tx, params)
+
+    def one(shape: jax.ShapeDtypeStruct, sharding: Any) -> NamedSharding:
+        spec = getattr(sharding, "spec", PartitionSpec())
+        same_mesh = isinstance(sharding, NamedSharding) and (
+            tuple(sharding.mesh.axis_names) == tuple(mesh.axis_names)
+            and sharding.mesh.shape == mesh.shape
+        )
+        if not same_mesh:
+            spec = PartitionSpec()  # one device or another mesh: start replicated
+        return NamedSharding(mesh, _split(tuple(shape.shape), spec, mesh, axis))
+
+    return jax.tree.map(one, shapes, base)
+
+
+def per_device_bytes(tree: Any) -> dict:
+    """Bytes of ``tree``'s arrays held on each device.
+
+    Sums the shards each device holds, so a replicated leaf counts in full on
+    every device and a leaf split ``n`` ways counts ``1/n`` on each: what
+    :func:`zero1_shardings` saves shows here.
+
+    Args:
+      tree: a pytree of ``jax.Array`` (non-array leaves are skipped).
+
+    Returns:
+      ``{device: bytes}`` over the devices holding any of ``tree``.
+
+    Examples:
+      >>> import gradtx, jax.numpy as jnp
+      >>> list(gradtx.per_device_bytes({"w": jnp.zeros((4, 2))}).values())
+      [32]
+    """
+    total: dict = {}
+    for x in jax.tree.leaves(tree):
+        if not isinstance(x, jax.Array):
+            continue
+        for shard in x.addressable_shards:
+            nbytes = int(np.prod(shard.data.shape)) * shard.data.dtype.itemsize
+            total[shard.device] = total.get(shard.device, 0) + nbytes
+    return total

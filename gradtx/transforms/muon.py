@@ -1,0 +1,364 @@
+"""Muon: momentum orthogonalised by a Newton–Schulz iteration.
+
+The iteration maps a matrix ``G = U S Vᵀ`` to roughly ``U S' Vᵀ`` with every
+singular value ``S'_ii`` pushed into about [0.7, 1.2]: a cheap, matmul-only
+stand-in for the polar factor ``U Vᵀ``. Arrays of higher rank are viewed as a
+batch of matrices through :class:`MuonDimensionNumbers`. The alias, with the
+full rule and references, is :func:`gradtx.muon`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
+from .._core.lifting import _paths, flatten_like, map_leaves, state_zeros_like
+from .._core.placement import auto_axes
+from ..engines.pack import packed_guard
+
+PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
+NS_COEFFS_PRESETS = {
+    "standard": (3.4445, -4.7750, 2.0315),
+    "dion": (
+        (4.0848, -6.8946, 2.9270),
+        (3.9505, -6.3029, 2.6377),
+        (3.7418, -5.5913, 2.3037),
+        (2.8769, -3.1427, 1.2046),
+        (2.8366, -3.0525, 1.2012),
+    ),
+}
+# The floor of the row sums (AOL) and of the Schatten-4 norm: fixed, as in Optax.
+_PRECONDITION_FLOOR = 1e-8
+
+
+class MuonDimensionNumbers(NamedTuple):
+    """Which axes of a parameter form the matrix that Muon orthogonalises.
+
+    The parameter is used as ``y = x W``: ``reduction_axis`` (the fan-in, by
+    default axis 0) and ``output_axis`` (the fan-out, axis 1) may each be one
+    axis or a sequence of axes, flattened into one matrix dimension. Every
+    other axis is a batch axis: each slice is orthogonalised on its own.
+    """
+
+    reduction_axis: Sequence[int] | int = 0
+    output_axis: Sequence[int] | int = 1
+
+
+def _is_dim_nums(x: Any) -> bool:
+    return isinstance(x, MuonDimensionNumbers)
+
+
+def _axes(x_ndim: int, axes: Sequence[int] | int) -> tuple[int, ...]:
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    return tuple(a % x_ndim for a in axes)
+
+
+def _matrix_view(owner: str, path: str, shape: tuple, dims: Any):
+    """``(to_batch, from_batch, fan_in, fan_out)`` for a leaf of ``shape``."""
+    if not _is_dim_nums(dims):
+        raise ValueError(
+            f"{owner}: leaf {path} needs a MuonDimensionNumbers, got {dims!r}."
+        )
+    ndim = len(shape)
+    if ndim < 2:
+        raise ValueError(
+            f"{owner}: leaf {path} has shape {shape}; Muon orthogonalises "
+            "matrices (rank >= 2) only. Use gradtx.muon, which sends other "
+            "leaves to AdamW, or mask them out."
+        )
+    red, out = _axes(ndim, dims.reduction_axis), _axes(ndim, dims.output_axis)
+    if set(red) & set(out) or len(set(red)) < len(red) or len(set(out)) < len(out):
+        raise ValueError(
+            f"{owner}: leaf {path}: reduction axes {red} and output axes {out} "
+            "must be distinct."
+        )
+    batch = tuple(a for a in range(ndim) if a not in red + out)
+    order = batch + red + out
+    inverse = tuple(int(i) for i in np.argsort(order))
+    size = lambda axes: math.prod(shape[a] for a in axes)
+    flat = (size(batch), size(red), size(out))
+    unflat = tuple(shape[a] for a in order)
+    to_batch = lambda x: x.transpose(order).reshape(flat)
+    from_batch = lambda x: x.reshape(unflat).transpose(inverse)
+    return to_batch, from_batch, flat[1], flat[2]
+
+
+def _ns_step(x, c):
+    """One quintic step ``c0·X + (c1·A + c2·A²)·X`` with ``A = X Xᴴ``."""
+    a = x @ x.T.conj()
+    b = c[1] * a + (c[2] * a) @ a
+    return c[0] * x + b @ x
+
+
+def _first_step(x, c, preconditioning):
+    """The first step, rescaling ``X`` by AOL row sums or the Schatten-4 norm."""
+    if preconditioning == "aol":
+        a = x @ x.T.conj()
+        s = jax.lax.rsqrt(jnp.clip(jnp.abs(a).sum(axis=-1), min=_PRECONDITION_FLOOR))
+        s = s[:, None]
+        x, a = x * s, a * s * s.T
+    else:  # schatten
+        a = x @ x.T.conj()
+        s = jax.lax.rsqrt(jnp.clip(jnp.linalg.norm(a), min=_PRECONDITION_FLOOR))
+        x, a = x * s, a * s**2
+    b = c[1] * a + (c[2] * a) @ a
+    return c[0] * x + b @ x
+
+
+def newton_schulz(
+    x: chex.Array,
+    ns_coeffs: chex.Array,
+    ns_steps: int = 5,
+    preconditioning: str = "frobenius",
+    eps: chex.Numeric = 1e-8,
+) -> chex.Array:
+    """Approximately orthogonalises the matrix ``x`` by Newton–Schulz steps.
+
+    The wider orientation is used (``x`` is transposed when it has more rows
+    than columns, and back), so ``X Xᴴ`` is the smaller Gram matrix. With
+    ``"frobenius"`` (or ``"spectral"``) preconditioning ``x`` is first divided
+    by its Frobenius (spectral) norm plus ``eps``; ``"aol"`` and ``"schatten"``
+    rescale inside the first step instead.
+
+    Args:
+      x: a 2-D array.
+      ns_coeffs: ``(c0, c1, c2)``, used ``ns_steps`` times (an unrolled loop),
+        or shape ``(n, 3)``: one row per step (a ``lax.scan``, as in Optax).
+      ns_steps: the number of steps for a single triple.
+      preconditioning: one of ``"frobenius"``, ``"spectral"``, ``"aol"``,
+        ``"schatten"``.
+      eps: ε >= 0 added to the norm.
+
+    Returns:
+      An array of the shape of ``x``, singular values near 1.
+    """
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    if preconditioning == "frobenius":
+        x = x / (jnp.linalg.norm(x) + eps)
+    elif preconditioning == "spectral":
+        x = x / (jnp.linalg.norm(x, ord=2) + eps)
+    coeffs = ns_coeffs.astype(x.dtype)
+    special_first = preconditioning in ("aol", "schatten")
+
+    def step(i, x, c):
+        if not special_first:
+            return _ns_step(x, c)
+        if isinstance(i, int):
+            return _first_step(x, c, preconditioning) if i == 0 else _ns_step(x, c)
+        first = lambda x: _first_step(x, c, preconditioning)
+        return jax.lax.cond(i == 0, first, lambda x: _ns_step(x, c), x)
+
+    if coeffs.ndim == 1:
+        for i in range(int(ns_steps)):
+            x = step(i, x, coeffs)
+    else:
+
+        def body(carry, c):
+            i, x = carry
+            return (i + 1, step(i, x, c)), None
+
+        (_, x), _ = jax.lax.scan(body, (jnp.zeros((), jnp.int32), x), coeffs)
+    return x.T if transposed else x
+
+
+class MuonState(NamedTuple):
+    """Step count (int32, saturating), momentum, and the Newton–Schulz
+    coefficients (shape ``(3,)`` or ``(n, 3)``, kept in the state as in Optax).
+    """
+
+    count: chex.Array
+    mu: Updates
+    ns_coeffs: chex.Array
+
+
+def _check_ns(owner, ns_coeffs, ns_steps):
+    _validate.integer(owner, "ns_steps", ns_steps)
+    if any(isinstance(c, jax.core.Tracer) for c in jax.tree.leaves(ns_coeffs)):
+        return  # traced coefficients: checked by shape in `init`
+    coeffs = np.asarray(ns_coeffs, dtype=np.float64)
+    if coeffs.ndim not in (1, 2) or coeffs.shape[-1] != 3:
+        raise ValueError(
+            f"{owner}: `ns_coeffs` must have shape (3,) or (n, 3), got {coeffs.shape}."
+        )
+    if not np.all(np.isfinite(coeffs)):
+        raise ValueError(f"{owner}: `ns_coeffs` must be finite, got {ns_coeffs!r}.")
+    if coeffs.ndim == 2 and not 1 <= coeffs.shape[0] <= ns_steps:
+        raise ValueError(
+            f"{owner}: `ns_coeffs` has {coeffs.shape[0]} rows (one per step) but "
+            f"`ns_steps` is {ns_steps}: give between 1 and `ns_steps` rows."
+        )
+
+
+def _resolve_dims(owner, weight_dimension_numbers, updates):
+    """One :class:`MuonDimensionNumbers` per leaf of ``updates``, with its path."""
+    leaves, treedef = jax.tree.flatten(updates)
+    dims = weight_dimension_numbers
+    if callable(dims):
+        dims = dims(updates)
+    if dims is None:
+        dims = [MuonDimensionNumbers()] * len(leaves)
+    else:
+        dims = flatten_like(treedef, dims, name="weight_dimension_numbers", owner=owner)
+    return list(zip(_paths(updates), dims, strict=True))
+
+
+def scale_by_muon(
+    ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
+    ns_steps: chex.Numeric = 5,
+    beta: chex.Numeric = 0.95,
+    eps: chex.Numeric = 1e-8,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning: str = "frobenius",
+    weight_dimension_numbers: Any = None,
+) -> GradientTransformation:
+    """Muon scaling: ``u = NS(m̂)``, the Newton–Schulz orthogonalised momentum.
+
+    ``m ← β·m + (1 − β)·g`` is bias-corrected (Nesterov: ``m̂ = β·m/(1 − β^{t+1})
+    + (1 − β)·g/(1 − β^t)``); each matrix leaf of ``m̂`` then goes through
+    ``ns_steps`` quintic steps (:func:`newton_schulz`). With ``adaptive``, the
+    result is scaled by ``⟨m̂, NS(m̂)⟩`` (the dual norm, Bernstein & Newhouse
+    2024). See :func:`gradtx.muon` for the full rule and references.
+
+    Differences from Optax (same numbers otherwise): ``weight_dimension_numbers
+    = None`` treats every leaf of any tree as a matrix (Optax accepts only a
+    single array there); a non-matrix leaf raises naming its path; bfloat16 and
+    float16 matrices are orthogonalised in float32; ``ns_coeffs`` with more
+    rows than ``ns_steps`` raises with a message that says so.
+
+    Args:
+      ns_coeffs: ``(c0, c1, c2)`` used at every step, or one triple per step
+        (at most ``ns_steps`` of them; then ``ns_steps`` is not used).
+      ns_steps: number of Newton–Schulz steps, >= 0.
+      beta: decay of the momentum, in [0, 1).
+      eps: ε >= 0 added to the norm that scales each matrix first.
+      mu_dtype: dtype of the momentum (default: the params').
+      nesterov: use the Nesterov look-ahead momentum.
+      adaptive: scale by the dual norm ``⟨m̂, NS(m̂)⟩``.
+      preconditioning: ``"frobenius"``, ``"spectral"``, ``"aol"`` or
+        ``"schatten"`` (see :func:`newton_schulz`).
+      weight_dimension_numbers: a tree of :class:`MuonDimensionNumbers` with
+        the structure of the params, or a function of the updates returning
+        one; ``None``: every leaf is a matrix ``(fan_in, fan_out)``.
+
+    Returns:
+      A :class:`GradientTransformation` with state :class:`MuonState`.
+    """
+    owner = "scale_by_muon"
+    _check_ns(owner, ns_coeffs, ns_steps)
+    _validate.decay(owner, "beta", beta)
+    _validate.non_negative(owner, "eps", eps)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    _validate.flag(owner, "nesterov", nesterov)
+    _validate.flag(owner, "adaptive", adaptive)
+    if preconditioning not in PRECONDITIONINGS:
+        raise ValueError(
+            f"{owner}: `preconditioning` must be one of {PRECONDITIONINGS}, got "
+            f"{preconditioning!r}."
+        )
+
+    refuse = packed_guard(owner, "it orthogonalises each leaf as a matrix", max_rank=1)
+
+    def init_fn(params):
+        refuse(params)
+        return MuonState(
+            count=jnp.zeros([], jnp.int32),
+            mu=state_zeros_like(params, mu_dtype),
+            ns_coeffs=jnp.asarray(ns_coeffs),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
+        del params, extra_args
+        check_state(owner, state, MuonState)
+        count = _maths.safe_increment(state.count)
+        c1 = _maths.debias_factor(beta, count)
+        c1_next = _maths.debias_factor(beta, _maths.safe_increment(count))
+        # map_leaves visits the leaves in order: one (path, dims) pair each.
+        dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
+
+        def leaf(g, mu):
+            path, dim_nums = next(dims)
+            mu = _maths.ema(g, mu, beta)
+            if nesterov:
+                mu_hat = beta * (mu / c1_next) + _maths.one_minus(beta) * (g / c1)
+            else:
+                mu_hat = mu / c1
+            to_batch, from_batch, _, _ = _matrix_view(owner, path, g.shape, dim_nums)
+            ortho = jax.vmap(
+                lambda x, c: newton_schulz(x, c, ns_steps, preconditioning, eps),
+                in_axes=(0, None),
+            )
+            # Explicit axes: the iteration multiplies whole matrices.
+            step = auto_axes(
+                lambda m, c: from_batch(ortho(to_batch(m), c)),
+                mu_hat,
+                state.ns_coeffs,
+                out_like=mu_hat,
+            )
+            if adaptive:
+                step = jnp.sum(mu_hat.conj() * step).real * step
+            return step, mu
+
+        updates, mu = map_leaves(
+            leaf, updates, state.mu, names=["mu"], owner=owner, nout=2
+        )
+        return updates, MuonState(count=count, mu=mu, ns_coeffs=state.ns_coeffs)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_shape(
+    weight_dimension_numbers: Any = None,
+    consistent_rms: chex.Numeric | None = None,
+) -> GradientTransformation:
+    """Scales each matrix leaf by a factor of its shape (Muon's width transfer).
+
+    ``u = sqrt(max(1, fan_out/fan_in))·g`` (Jordan's Muon), or with
+    ``consistent_rms = ρ``: ``u = ρ·sqrt(max(fan_in, fan_out))·g``, which gives
+    orthogonalised updates an RMS of about ρ whatever the shape (Liu et al.,
+    2025; ρ = 0.2 matches AdamW's).
+
+    Args:
+      weight_dimension_numbers: as in :func:`scale_by_muon`.
+      consistent_rms: ρ >= 0, or ``None`` for the width-transfer factor.
+
+    Returns:
+      A stateless :class:`GradientTransformation`.
+    """
+    owner = "scale_by_shape"
+    if consistent_rms is not None:
+        _validate.non_negative(owner, "consistent_rms", consistent_rms)
+
+    refuse = packed_guard(owner, "it picks a rule by each leaf's shape", max_rank=1)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        refuse(updates, params)
+        del params, extra_args
+        dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
+
+        def leaf(g):
+            path, dim_nums = next(dims)
+            _, _, fan_in, fan_out = _matrix_view(owner, path, g.shape, dim_nums)
+            if consistent_rms is None:
+                if fan_in == 0:  # an empty matrix: nothing to scale
+                    return g
+                return jnp.sqrt(jnp.maximum(1, fan_out / fan_in)) * g
+            return jnp.sqrt(jnp.maximum(fan_in, fan_out)) * consistent_rms * g
+
+        return map_leaves(leaf, updates, owner=owner), state
+
+    return GradientTransformation(init_empty_state, update_fn)

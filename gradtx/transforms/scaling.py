@@ -1,0 +1,121 @@
+"""Scaling by a constant, a learning rate or a schedule."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax.numpy as jnp
+
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import (
+    EmptyState,
+    GradientTransformation,
+    ScalarOrSchedule,
+    Schedule,
+    check_state,
+    identity,
+    init_empty_state,
+)
+from .._core.lifting import map_leaves
+from .._core.traits import described
+
+ScaleState = EmptyState
+
+
+def scale(step_size: chex.Numeric) -> GradientTransformation:
+    """Multiplies every update by a constant: ``u ← step_size · u``.
+
+    Args:
+      step_size: any real number (negative to descend).
+
+    Returns:
+      A stateless :class:`GradientTransformation`.
+
+    Examples:
+      >>> import gradtx, jax.numpy as jnp
+      >>> tx = gradtx.scale(-0.1)
+      >>> u, _ = tx.update(jnp.array([1.0, 2.0]), tx.init(None))
+      >>> u.tolist()
+      [-0.10000000149011612, -0.20000000298023224]
+    """
+    _validate.number("scale", "step_size", step_size)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        return map_leaves(lambda g: step_size * g, updates, owner="scale"), state
+
+    tx = GradientTransformation(init_empty_state, update_fn)
+    return described(tx, "scale", step_size=step_size)
+
+
+class ScaleByScheduleState(NamedTuple):
+    """The number of updates done so far (int32, saturating)."""
+
+    count: chex.Array
+
+
+def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
+    """Multiplies updates by a scheduled factor: ``u ← s(t) · u``, t = 0, 1, …
+
+    Args:
+      step_size_fn: a schedule, called with the number of updates done before
+        this one (an int32 scalar).
+
+    Returns:
+      A :class:`GradientTransformation` whose state counts the steps.
+    """
+    if not callable(step_size_fn):
+        raise TypeError(
+            "scale_by_schedule: `step_size_fn` must be callable (step -> value), "
+            f"got {step_size_fn!r}."
+        )
+
+    def init_fn(params):
+        del params
+        return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_state("scale_by_schedule", state, ScaleByScheduleState)
+        step_size = step_size_fn(state.count)
+        if jnp.ndim(step_size) != 0:
+            raise ValueError(
+                "scale_by_schedule: the schedule must return a scalar, got shape "
+                f"{jnp.shape(step_size)}; a per-leaf or per-element step would "
+                "broadcast the updates into another shape."
+            )
+        updates = map_leaves(
+            lambda g: step_size * g, updates, owner="scale_by_schedule"
+        )
+        return updates, ScaleByScheduleState(_maths.safe_increment(state.count))
+
+    tx = GradientTransformation(init_fn, update_fn)
+    return described(tx, "schedule", step_size_fn=step_size_fn)
+
+
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule | None = None,
+    *,
+    flip_sign: bool = True,
+) -> GradientTransformation:
+    """Scales updates by the learning rate: ``u ← −η · u`` (``+η`` if not flipped).
+
+    Args:
+      learning_rate: a number >= 0 or a schedule; ``None`` gives the identity.
+      flip_sign: negate the result, so that adding it to the params descends.
+
+    Returns:
+      :func:`scale` for a number, :func:`scale_by_schedule` for a schedule.
+    """
+    _validate.flag("scale_by_learning_rate", "flip_sign", flip_sign)
+    if learning_rate is None:
+        return identity()
+    _validate.scalar_or_schedule(
+        "scale_by_learning_rate", "learning_rate", learning_rate
+    )
+    sign = -1 if flip_sign else 1
+    if callable(learning_rate):
+        return scale_by_schedule(lambda count: sign * learning_rate(count))
+    return scale(sign * learning_rate)

@@ -1,0 +1,88 @@
+"""Weight decay: adding ``λ·θ`` to the updates."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax.numpy as jnp
+
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import (
+    NO_PARAMS_MSG,
+    EmptyState,
+    GradientTransformation,
+    ScalarOrSchedule,
+)
+from .._core.lifting import map_leaves
+from .._core.traits import described
+from ..combinators.chain import masked
+
+AddDecayedWeightsState = EmptyState
+"""The state of :func:`add_decayed_weights` with a constant weight decay."""
+
+
+class WeightDecaySchedule(NamedTuple):
+    """The step count, kept when the weight decay is a schedule."""
+
+    count: chex.Array
+
+
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any = None,
+) -> GradientTransformation:
+    """Adds the decayed weights to the updates: ``u ← u + λ(t)·θ``.
+
+    Where this sits in a chain decides what it means:
+
+    * **after** an adaptive scaling (and before the learning rate) it is
+      *decoupled* weight decay, ``θ ← θ − η(û + λθ)``, as in AdamW
+      (:func:`gradtx.adamw`);
+    * **before** the adaptive scaling it is *coupled* L2 regularisation: the
+      gradient of ``λ/2·‖θ‖²`` is added to the loss gradient and then rescaled
+      with it (:func:`gradtx.adam_l2`).
+
+    Args:
+      weight_decay: λ >= 0, or a schedule of the step count.
+      mask: a tree of booleans like the params (or a function of the params
+        returning one): decay only where True. ``None`` decays everything.
+
+    Returns:
+      A :class:`GradientTransformation` that needs ``params`` in ``update``.
+    """
+    _validate.scalar_or_schedule("add_decayed_weights", "weight_decay", weight_decay)
+    scheduled = callable(weight_decay)
+
+    def init_fn(params):
+        del params
+        if scheduled:
+            return WeightDecaySchedule(count=jnp.zeros([], jnp.int32))
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError(NO_PARAMS_MSG.format(name="add_decayed_weights"))
+        if scheduled:
+            wd = weight_decay(state.count)
+            state = WeightDecaySchedule(_maths.safe_increment(state.count))
+        else:
+            wd = weight_decay
+            if isinstance(wd, (int, float)) and wd == 0:
+                return updates, state
+        updates = map_leaves(
+            lambda g, p: g + wd * p,
+            updates,
+            params,
+            names=["params"],
+            owner="add_decayed_weights",
+        )
+        return updates, state
+
+    tx = GradientTransformation(init_fn, update_fn)
+    tx = described(tx, "add_decayed_weights", weight_decay=weight_decay)
+    if mask is None:
+        return tx
+    return masked(tx, mask)
