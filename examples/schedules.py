@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 
 import gradtx as gtx
 
-SCHEDULE_MODULES = ("gradtx.schedules", "gradtx.schedules.onecycle")
+SCHEDULE_PACKAGE = "gradtx.schedules."
 
 
 def exported_schedules():
@@ -39,7 +39,7 @@ def exported_schedules():
         name
         for name in gtx.__all__
         if inspect.isfunction(getattr(gtx, name))
-        and getattr(gtx, name).__module__ in SCHEDULE_MODULES
+        and getattr(gtx, name).__module__.startswith(SCHEDULE_PACKAGE)
     )
 
 

@@ -15,8 +15,7 @@ the names gradtx has.
     >>> params = gradtx.apply_updates(params, updates)
 """
 
-from . import microbatching as microbatching
-from . import tree as tree
+from . import microbatching, tree
 from ._core.base import (
     EmptyState,
     GradientTransformation,
@@ -52,12 +51,12 @@ from ._core.lifting import (
 )
 from ._core.maths import safe_increment
 from ._core.numerics import safe_int32_increment, safe_norm, safe_root_mean_squares
-from ._core.placement import per_device_bytes, state_shardings, zero1_shardings
 from ._core.state_paths import map_params as tree_map_params
 from ._core.target_updates import incremental_update, periodic_update
 from .checkpoint import restore_state, state_signature, validate_state
-from .combinators.chain import MaskedNode, MaskedState, chain, masked, named_chain
+from .combinators.chain import chain, named_chain
 from .combinators.flatten import flatten
+from .combinators.masked import MaskedNode, MaskedState, masked
 from .combinators.partition import (
     MultiTransformState,
     PartitionState,
@@ -78,7 +77,6 @@ from .engines.pack import (
 from .engines.packed import packed
 from .linalg import matrix_inverse_pth_root, nnls, power_iteration
 from .optimizers.adam import (
-    adagrad,
     adam,
     adam_l2,
     adamax,
@@ -87,8 +85,6 @@ from .optimizers.adam import (
     amsgrad,
     nadam,
     nadamw,
-    rmsprop,
-    sgd,
 )
 from .optimizers.adaptive import (
     adadelta,
@@ -100,11 +96,21 @@ from .optimizers.adaptive import (
     rprop,
     sm3,
 )
-from .optimizers.ademamix import ademamix, adopt, muon, simplified_ademamix
-from .optimizers.belief import adabelief, lion, radam, sign_sgd, signum, yogi
-from .optimizers.layerwise import adafactor, fromage, lamb, lars, noisy_sgd, polyak_sgd
+from .optimizers.ademamix import ademamix, simplified_ademamix
+from .optimizers.adopt import adopt
+from .optimizers.belief import adabelief
+from .optimizers.factored import adafactor
+from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
+from .optimizers.moments import adagrad, rmsprop, sgd
+from .optimizers.muon import muon
+from .optimizers.noise import noisy_sgd
+from .optimizers.radam import radam
+from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
+from .optimizers.sign import lion, sign_sgd, signum
 from .optimizers.sophia import sophia
+from .optimizers.step_size_free import polyak_sgd
+from .optimizers.yogi import yogi
 from .precision.eight_bit import adam_8bit, adamw_8bit, sgd_8bit
 from .precision.quantized import (
     QuantizedArray,
@@ -121,24 +127,27 @@ from .precision.rounding import (
     kahan_summation,
     stochastic_rounding,
 )
+from .schedules.cosine import cosine_decay_schedule, warmup_cosine_decay_schedule
+from .schedules.exponential import exponential_decay
+from .schedules.join import join_schedules
 from .schedules.onecycle import (
     cosine_onecycle_schedule,
     linear_onecycle_schedule,
     piecewise_interpolate_schedule,
-    sgdr_schedule,
-    warmup_constant_schedule,
-    warmup_exponential_decay_schedule,
 )
 from .schedules.polynomial import (
     constant_schedule,
-    cosine_decay_schedule,
-    exponential_decay,
-    join_schedules,
     linear_schedule,
     piecewise_constant_schedule,
     polynomial_schedule,
-    warmup_cosine_decay_schedule,
 )
+from .schedules.sgdr import sgdr_schedule
+from .schedules.warmup import (
+    warmup_constant_schedule,
+    warmup_exponential_decay_schedule,
+)
+from .sharding import per_device_bytes, state_shardings, zero1_shardings
+from .transforms.accumulation import ApplyEvery, apply_every
 from .transforms.adam import (
     ScaleByAdamState,
     ScaleByAmsgradState,
@@ -164,23 +173,15 @@ from .transforms.ademamix import (
     ScaleByAdemamixState,
     ScaleBySimplifiedAdEMAMixState,
     scale_by_ademamix,
-    scale_by_adopt,
     scale_by_simplified_ademamix,
 )
+from .transforms.adopt import scale_by_adopt
 from .transforms.backtracking import (
     ScaleByBacktrackingLinesearchState,
     scale_by_backtracking_linesearch,
     value_and_grad_from_state,
 )
-from .transforms.belief import (
-    ScaleByBeliefState,
-    ScaleByLionState,
-    scale_by_belief,
-    scale_by_lion,
-    scale_by_radam,
-    scale_by_sign,
-    scale_by_yogi,
-)
+from .transforms.belief import ScaleByBeliefState, scale_by_belief
 from .transforms.block_clipping import (
     AdaptiveGradClipState,
     adaptive_grad_clip,
@@ -188,13 +189,7 @@ from .transforms.block_clipping import (
     per_example_global_norm_clip,
     per_example_layer_norm_clip,
 )
-from .transforms.centralization import (
-    ApplyEvery,
-    apply_every,
-    centralize,
-    normalize_by_update_norm,
-    scale_gradient,
-)
+from .transforms.centralization import centralize, normalize_by_update_norm
 from .transforms.clipping import (
     ClipByGlobalNormState,
     ClipState,
@@ -230,14 +225,18 @@ from .transforms.moments import (
     trace,
 )
 from .transforms.muon import MuonDimensionNumbers, MuonState, scale_by_muon
+from .transforms.noise import AddNoiseState, add_noise
 from .transforms.prodigy import ProdigyState, prodigy
+from .transforms.radam import scale_by_radam
 from .transforms.scaling import (
     ScaleByScheduleState,
     ScaleState,
     scale,
     scale_by_learning_rate,
     scale_by_schedule,
+    scale_gradient,
 )
+from .transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign
 from .transforms.sophia import (
     HutchinsonState,
     SophiaState,
@@ -245,9 +244,7 @@ from .transforms.sophia import (
     scale_by_sophia,
 )
 from .transforms.step_size_free import (
-    AddNoiseState,
     ScaleByDistanceOverGradientsState,
-    add_noise,
     scale_by_distance_over_gradients,
     scale_by_polyak,
 )
@@ -256,6 +253,7 @@ from .transforms.weight_decay import (
     WeightDecaySchedule,
     add_decayed_weights,
 )
+from .transforms.yogi import scale_by_yogi
 from .transforms.zoom_linesearch import (
     ScaleByZoomLinesearchState,
     ZoomLinesearchInfo,
@@ -296,9 +294,7 @@ from .wrappers.plateau import ReduceLROnPlateauState, reduce_on_plateau
 from .wrappers.schedule_free import (
     ScheduleFreeState,
     schedule_free,
-    schedule_free_adamw,
     schedule_free_eval_params,
-    schedule_free_sgd,
 )
 
 __version__ = "0.1.0"

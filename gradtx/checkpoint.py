@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from ._core.base import GradientTransformation, OptState, Params
-from ._core.placement import on_mesh, state_shardings
+from ._core.placement import on_mesh
+from .sharding import state_shardings
 
 _HINTS = {
     "restore_state": "Was the checkpoint saved by another optimizer, or for other "

@@ -12,7 +12,7 @@ import gradtx
 pytest.importorskip("matplotlib")
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-SCHEDULE_MODULES = ("gradtx.schedules", "gradtx.schedules.onecycle")
+SCHEDULE_PACKAGE = "gradtx.schedules."
 TOUR_OPTIMIZERS = [
     "GD",
     "momentum, EMA form",
@@ -70,7 +70,7 @@ def exported_schedules():
         name
         for name in gradtx.__all__
         if inspect.isfunction(getattr(gradtx, name))
-        and getattr(gradtx, name).__module__ in SCHEDULE_MODULES
+        and getattr(gradtx, name).__module__.startswith(SCHEDULE_PACKAGE)
     }
     names |= {
         name

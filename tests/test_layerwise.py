@@ -46,14 +46,10 @@ import reference_layerwise as RL
 from test_reference import X64
 
 import gradtx
-from gradtx.optimizers.layerwise import (
-    adafactor,
-    fromage,
-    lamb,
-    lars,
-    noisy_sgd,
-    polyak_sgd,
-)
+from gradtx.optimizers.factored import adafactor
+from gradtx.optimizers.layerwise import fromage, lamb, lars
+from gradtx.optimizers.noise import noisy_sgd
+from gradtx.optimizers.step_size_free import polyak_sgd
 from gradtx.transforms.block_clipping import clip_by_block_rms
 from gradtx.transforms.factored import FactoredState, scale_by_factored_rms
 from gradtx.transforms.layerwise import (
@@ -62,9 +58,8 @@ from gradtx.transforms.layerwise import (
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
+from gradtx.transforms.noise import AddNoiseState, add_noise
 from gradtx.transforms.step_size_free import (
-    AddNoiseState,
-    add_noise,
     scale_by_distance_over_gradients,
     scale_by_polyak,
 )

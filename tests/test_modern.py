@@ -36,12 +36,11 @@ import reference_modern as RM
 from test_reference import X64, _rel_err, _run_jax, _run_numpy
 
 import gradtx
-from gradtx.optimizers.ademamix import ademamix, adopt, muon, simplified_ademamix
-from gradtx.transforms.ademamix import (
-    scale_by_ademamix,
-    scale_by_adopt,
-    scale_by_simplified_ademamix,
-)
+from gradtx.optimizers.ademamix import ademamix, simplified_ademamix
+from gradtx.optimizers.adopt import adopt
+from gradtx.optimizers.muon import muon
+from gradtx.transforms.ademamix import scale_by_ademamix, scale_by_simplified_ademamix
+from gradtx.transforms.adopt import scale_by_adopt
 from gradtx.transforms.muon import MuonDimensionNumbers, newton_schulz, scale_by_muon
 from gradtx.transforms.prodigy import prodigy
 

@@ -20,7 +20,7 @@ from gradtx._core.numerics import (
     safe_norm,
     safe_root_mean_squares,
 )
-from gradtx.transforms.centralization import scale_gradient
+from gradtx.transforms.scaling import scale_gradient
 
 X = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
 

@@ -20,12 +20,11 @@ import reference_schedule_free as RS
 from test_reference import X64, _rel_err, _run_jax, _run_numpy, _start
 
 import gradtx
+from gradtx.optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradtx.wrappers.schedule_free import (
     ScheduleFreeState,
     schedule_free,
-    schedule_free_adamw,
     schedule_free_eval_params,
-    schedule_free_sgd,
 )
 
 RTOL = 1e-10 if X64 else 1e-6

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from gradtx.schedules import polynomial as S
+from gradtx import schedules as S
 
 STEPS = np.arange(0, 301)
 NAMES = [
@@ -310,8 +310,8 @@ def test_concrete_jax_scalars_are_accepted():
 # --- API surface ------------------------------------------------------------
 
 
-def test_all_lists_the_public_names():
-    assert sorted(S.__all__) == sorted(NAMES)
+def test_all_lists_these_names():
+    assert set(NAMES) <= set(S.__all__)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,4 +1,4 @@
-"""Tests for gradtx.schedules.onecycle (warmups, one-cycle, SGDR, interpolation).
+"""Tests for gradtx.schedules (warmups, one-cycle, SGDR, interpolation).
 
 As in test_schedules.py: every case is checked over steps 0..400 against Optax
 (same arguments, float32, rtol 1e-6) and against a float64 closed form written
@@ -17,7 +17,7 @@ import optax
 import pytest
 from test_schedules import ref_exponential, ref_warmup_cosine
 
-from gradtx.schedules import onecycle as S
+from gradtx import schedules as S
 
 STEPS = np.arange(0, 401)
 NAMES = [
@@ -297,8 +297,8 @@ def test_batched_steps_of_any_shape():
 # --- API surface ------------------------------------------------------------
 
 
-def test_all_lists_the_public_names():
-    assert sorted(S.__all__) == sorted(NAMES)
+def test_all_lists_these_names():
+    assert set(NAMES) <= set(S.__all__)
 
 
 @pytest.mark.parametrize("name", NAMES)

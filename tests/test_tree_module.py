@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import gradtx
-from gradtx._core import tree_ops as gt
+from gradtx import tree as gt
 
 X = {"a": jnp.array([[1.0, -2.0], [3.0, 0.5]]), "b": [jnp.array(-3.0), None]}
 Y = {"a": jnp.array([[0.5, 4.0], [-1.0, 2.0]]), "b": [jnp.array(2.0), None]}

@@ -42,14 +42,14 @@ import reference_variants as RV
 from test_reference import X64, _rel_err, _run_jax, _run_numpy
 
 import gradtx
-from gradtx.optimizers.belief import adabelief, lion, radam, sign_sgd, signum, yogi
-from gradtx.transforms.belief import (
-    scale_by_belief,
-    scale_by_lion,
-    scale_by_radam,
-    scale_by_sign,
-    scale_by_yogi,
-)
+from gradtx.optimizers.belief import adabelief
+from gradtx.optimizers.radam import radam
+from gradtx.optimizers.sign import lion, sign_sgd, signum
+from gradtx.optimizers.yogi import yogi
+from gradtx.transforms.belief import scale_by_belief
+from gradtx.transforms.radam import scale_by_radam
+from gradtx.transforms.sign import scale_by_lion, scale_by_sign
+from gradtx.transforms.yogi import scale_by_yogi
 
 RTOL = 1e-10 if X64 else 1e-6
 

@@ -26,7 +26,7 @@ from .._core.base import (
 from .._core.lifting import first_difference
 from .._core.state_paths import ParamsPlaceholder
 from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
-from .chain import masked
+from .masked import masked
 
 
 def _keystr(path: Any) -> str:

@@ -15,24 +15,19 @@ from typing import Any
 
 import chex
 import jax
-import jax.numpy as jnp
 
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
-from ..combinators.chain import chain, masked
+from ..combinators.chain import chain
+from ..combinators.masked import masked
 from ..transforms.adam import scale_by_adam
-from ..transforms.block_clipping import clip_by_block_rms
-from ..transforms.factored import scale_by_factored_rms
 from ..transforms.layerwise import (
     _add_scaled_params,
-    scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
-from ..transforms.moments import ema, trace
-from ..transforms.scaling import scale, scale_by_learning_rate
-from ..transforms.step_size_free import add_noise, scale_by_polyak
+from ..transforms.moments import trace
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr, sgd
+from .adam import _lr
 
 
 def fromage(
@@ -206,188 +201,4 @@ def lamb(
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
         scale_by_trust_ratio(),
         _lr("lamb", learning_rate),
-    )
-
-
-def adafactor(
-    learning_rate: ScalarOrSchedule | None = None,
-    min_dim_size_to_factor: int = 128,
-    decay_rate: chex.Numeric = 0.8,
-    decay_offset: chex.Numeric = 0,
-    multiply_by_parameter_scale: bool = True,
-    clipping_threshold: chex.Numeric | None = 1.0,
-    momentum: chex.Numeric | None = None,
-    dtype_momentum: Any = jnp.float32,
-    weight_decay_rate: ScalarOrSchedule | None = None,
-    eps: chex.Numeric = 1e-30,
-    factored: bool = True,
-    weight_decay_mask: Any = None,
-) -> GradientTransformation:
-    r"""Adafactor: RMS scaling with a factored second moment, relative steps.
-
-    .. math::
-        v_t &= \text{factored running mean of } g_t^2 + \epsilon
-              \quad(\text{see } \texttt{scale\_by\_factored\_rms}), \\
-        u_t &= \frac{g_t / \sqrt{v_t}}
-              {\max\left(1, \operatorname{rms}(g_t / \sqrt{v_t}) / d\right)}, \\
-        \theta_t &= \theta_{t-1} - \left(\eta_t
-              \max(\operatorname{rms}(\theta_{t-1}), 10^{-3})\, u_t
-              + \lambda_t \theta_{t-1}\right)
-
-    per leaf, with decay :math:`\beta_t = 1 - (t - \text{offset})^{-k}`
-    (:math:`k` = ``decay_rate``), clipping threshold :math:`d`, the parameter
-    scale only if ``multiply_by_parameter_scale``, and optionally an
-    exponential moving average (not debiased) of the scaled step
-    (``momentum``) before the weight decay :math:`\lambda_t`. A leaf with two
-    axes of at least ``min_dim_size_to_factor`` stores one mean per row and
-    per column only. With ``learning_rate=None`` the step is not scaled by a
-    learning rate (Adafactor's "relative step" alone).
-
-    Reference: Shazeer & Stern, 2018, "Adafactor: Adaptive Learning Rates with
-    Sublinear Memory Cost".
-
-    Args:
-      learning_rate: :math:`\eta`, a number >= 0, a schedule, or ``None``.
-      min_dim_size_to_factor: factor leaves whose two largest axes both have
-        at least this size.
-      decay_rate: :math:`k >= 0`, the exponent of the decay schedule.
-      decay_offset: step at which the decay schedule restarts (fine-tuning).
-      multiply_by_parameter_scale: multiply the step by
-        :math:`\max(\operatorname{rms}(\theta), 10^{-3})`.
-      clipping_threshold: :math:`d > 0`, or ``None`` for no clipping.
-      momentum: decay in [0, 1] of an average of the steps, or ``None``.
-      dtype_momentum: dtype of that average.
-      weight_decay_rate: :math:`\lambda >= 0`, a schedule, or ``None``.
-      eps: :math:`\epsilon > 0` added to :math:`g^2`.
-      factored: factor the second moment at all.
-      weight_decay_mask: a tree of bools like the params (or a function of
-        them): decay only where True.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import adafactor
-      >>> params = jnp.array([1.0, -1.0])
-      >>> opt = adafactor(learning_rate=0.1)
-      >>> u, _ = opt.update(jnp.array([3.0, 0.5]), opt.init(params), params)
-      >>> [round(float(x), 4) for x in u]  # −0.1 · rms(θ) · sign(g)
-      [-0.1, -0.1]
-    """
-    owner = "adafactor"
-    if learning_rate is not None:
-        _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
-    _validate.flag(owner, "multiply_by_parameter_scale", multiply_by_parameter_scale)
-    txs = [
-        scale_by_factored_rms(
-            factored, decay_rate, decay_offset, min_dim_size_to_factor, eps
-        )
-    ]
-    if clipping_threshold is not None:
-        txs.append(clip_by_block_rms(clipping_threshold))
-    if learning_rate is not None:
-        txs.append(scale_by_learning_rate(learning_rate, flip_sign=False))
-    if multiply_by_parameter_scale:
-        txs.append(scale_by_param_block_rms())
-    if momentum is not None:
-        txs.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
-    if weight_decay_rate is not None:
-        txs.append(add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
-    txs.append(scale(-1))
-    return chain(*txs)
-
-
-def noisy_sgd(
-    learning_rate: ScalarOrSchedule,
-    eta: chex.Numeric = 0.01,
-    gamma: chex.Numeric = 0.55,
-    key: Any = None,
-    *,
-    seed: int | None = None,
-) -> GradientTransformation:
-    r"""SGD with annealed Gaussian gradient noise.
-
-    .. math::
-        \theta_t = \theta_{t-1} - \eta_t \left(g_t + \sigma_t \xi_t\right),
-        \qquad \sigma_t^2 = \frac{\eta}{t^{\gamma}}, \quad
-        \xi_t \sim N(0, I)
-
-    with :math:`\eta` = ``eta`` the initial noise variance (not the learning
-    rate :math:`\eta_t`) and :math:`\gamma` = ``gamma``. The noise comes from
-    the PRNG key kept in the state (:class:`gradtx.AddNoiseState`): the same
-    key gives the same trajectory.
-
-    Reference: Neelakantan et al., 2015, "Adding Gradient Noise Improves
-    Learning for Very Deep Networks".
-
-    Args:
-      learning_rate: :math:`\eta_t`, a number >= 0 or a schedule.
-      eta: the initial noise variance, >= 0.
-      gamma: the annealing exponent, >= 0.
-      key: a PRNG key or an integer seed (``None`` warns and uses 0).
-      seed: deprecated spelling of ``key``; warns.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import noisy_sgd
-      >>> opt = noisy_sgd(learning_rate=0.1, eta=0.0, key=jax.random.key(0))
-      >>> u, _ = opt.update(jnp.array([1.0, -2.0]), opt.init(jnp.zeros(2)))
-      >>> [round(float(x), 4) for x in u]  # no noise with eta = 0
-      [-0.1, 0.2]
-    """
-    return chain(add_noise(eta, gamma, key, seed=seed), _lr("noisy_sgd", learning_rate))
-
-
-def polyak_sgd(
-    max_learning_rate: chex.Numeric = 1.0,
-    scaling: ScalarOrSchedule = 1.0,
-    f_min: chex.Numeric = 0.0,
-    eps: chex.Numeric = 0.0,
-    variant: str = "sps",
-) -> GradientTransformation:
-    r"""SGD with Polyak's step size (SPS_max); ``update`` needs ``value=loss``.
-
-    .. math::
-        \theta_t = \theta_{t-1} - s_t \min\left(
-            \frac{f(\theta_{t-1}) - f^\star}{s_t^2 \|g_t\|^2 + \epsilon},
-            \gamma_{\max}\right) g_t
-
-    with :math:`s_t` = ``scaling``, :math:`f^\star` = ``f_min`` and
-    :math:`\gamma_{\max}` = ``max_learning_rate``; the step is 0 where the
-    denominator is not above float64's machine epsilon. With ``"sps+"`` the
-    gap is :math:`\max(f - f^\star, 0)`. For ``scaling = 1`` this is the rule
-    of Loizou et al.; as in Optax (the same chain: SGD with learning rate
-    :math:`s_t`, then the Polyak scaling of that step), an uncapped step is
-    :math:`(f - f^\star)/(s_t \|g_t\|^2)\, g_t` — the paper's :math:`c` — and
-    the cap is :math:`s_t \gamma_{\max}`. Optax's docstring formula
-    :math:`s \min(\cdot)` differs from what Optax computes for
-    :math:`s \ne 1`; gradtx computes what Optax computes.
-
-    References: Loizou et al., 2021, "Stochastic Polyak Step-size for SGD";
-    Berrada et al., 2020, "Training Neural Networks for and by
-    Interpolation"; Garrigos et al., 2023, "Function Value Learning" (SPS+).
-
-    Args:
-      max_learning_rate: :math:`\gamma_{\max} >= 0`.
-      scaling: :math:`s_t`, a number >= 0 or a schedule.
-      f_min: :math:`f^\star`, a lower bound of the loss (0 for models that
-        interpolate the data; a wrong value can make the method diverge).
-      eps: :math:`\epsilon >= 0`.
-      variant: ``"sps"`` or ``"sps+"``.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import polyak_sgd
-      >>> f = lambda x: jnp.sum(x**2)
-      >>> x = jnp.array([1.0, 2.0])
-      >>> opt = polyak_sgd()
-      >>> value, g = jax.value_and_grad(f)(x)
-      >>> u, _ = opt.update(g, opt.init(x), x, value=value)
-      >>> (x + u).tolist()  # step 5 / 20: halfway to the minimum
-      [0.5, 1.0]
-    """
-    _validate.scalar_or_schedule("polyak_sgd", "scaling", scaling)
-    return chain(
-        sgd(learning_rate=scaling),
-        scale_by_polyak(
-            max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant
-        ),
     )

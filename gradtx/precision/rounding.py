@@ -57,7 +57,7 @@ from .._core.lifting import (
     tree_zeros_like,
 )
 from ..combinators.chain import _check_transforms
-from ..transforms.step_size_free import _as_key
+from ..transforms.noise import _as_key
 
 _BF16 = jnp.dtype(jnp.bfloat16)
 _F16 = jnp.dtype(jnp.float16)

@@ -8,7 +8,7 @@ arguments and values follow Optax.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import chex
 import jax.numpy as jnp
@@ -16,16 +16,9 @@ from jax.core import Tracer
 
 from .._core import validation as _validate
 from .._core.base import Schedule
-from .polynomial import (
-    _POSITIVE_FINITE,
-    _check,
-    _type_error,
-    constant_schedule,
-    exponential_decay,
-    join_schedules,
-    linear_schedule,
-    warmup_cosine_decay_schedule,
-)
+from .exponential import _POSITIVE_FINITE
+from .join import join_schedules
+from .polynomial import _type_error, constant_schedule
 
 Numeric = chex.Numeric
 
@@ -33,9 +26,6 @@ __all__ = [
     "cosine_onecycle_schedule",
     "linear_onecycle_schedule",
     "piecewise_interpolate_schedule",
-    "sgdr_schedule",
-    "warmup_constant_schedule",
-    "warmup_exponential_decay_schedule",
 ]
 
 _INTERPOLATIONS = ("linear", "cosine")
@@ -262,148 +252,3 @@ def cosine_onecycle_schedule(
         )
     jumps = [(rise, div_factor), (steps, 1.0 / (div_factor * final_div_factor))]
     return _interpolated("cosine", peak_value / div_factor, jumps)
-
-
-def warmup_constant_schedule(
-    init_value: Numeric, peak_value: Numeric, warmup_steps: int
-) -> Schedule:
-    r"""A linear warmup from ``init_value`` to ``peak_value``, then constant.
-
-    .. math::
-      v_t = I + (P - I) \min(t, W) / W
-
-    (:func:`~gradtx.schedules.linear_schedule` from :math:`I` to :math:`P`).
-
-    Args:
-      init_value: the value :math:`I` at step 0.
-      peak_value: the value :math:`P` from step :math:`W` on.
-      warmup_steps: the warmup's length :math:`W \ge 0` (``0``: constant
-        ``init_value``, as in Optax).
-
-    Returns:
-      A schedule ``step -> value``.
-
-    Examples:
-      >>> from gradtx.schedules.onecycle import warmup_constant_schedule
-      >>> sched = warmup_constant_schedule(0.0, 1.0, 10)
-      >>> [float(sched(t)) for t in (0, 5, 10, 1000)]
-      [0.0, 0.5, 1.0, 1.0]
-    """
-    owner = "warmup_constant_schedule"
-    _check(owner, _validate.number, init_value=init_value, peak_value=peak_value)
-    _validate.integer(owner, "warmup_steps", warmup_steps)
-    return linear_schedule(init_value, peak_value, warmup_steps)
-
-
-def warmup_exponential_decay_schedule(
-    init_value: Numeric,
-    peak_value: Numeric,
-    warmup_steps: int,
-    transition_steps: int,
-    decay_rate: Numeric,
-    transition_begin: int = 0,
-    staircase: bool = False,
-    end_value: Numeric | None = None,
-) -> Schedule:
-    r"""A linear warmup to ``peak_value``, then an exponential decay.
-
-    With :math:`s = t - W`, the steps since the warmup ended:
-
-    .. math::
-      v_t = \begin{cases}
-        I + (P - I) \, t / W & t < W \\
-        P \, r^{\max(s - B, 0) / T} & t \ge W
-      \end{cases}
-
-    the exponent rounded down if ``staircase``, the decay clipped at
-    ``end_value``: a :func:`~gradtx.schedules.join_schedules` of
-    :func:`~gradtx.schedules.linear_schedule` and
-    :func:`~gradtx.schedules.exponential_decay`. As there, a ``decay_rate`` of
-    0 (a constant ``peak_value`` in Optax) is rejected.
-
-    Args:
-      init_value: the value :math:`I` at step 0.
-      peak_value: the value :math:`P` at the end of the warmup.
-      warmup_steps: the warmup's length :math:`W \ge 0`.
-      transition_steps: the steps :math:`T \ge 0` per factor (``0``: constant
-        ``peak_value`` after the warmup).
-      decay_rate: the factor :math:`r > 0`, finite.
-      transition_begin: the steps :math:`B \ge 0` after the warmup during
-        which the value stays at ``peak_value``.
-      staircase: decay in discrete jumps every ``transition_steps`` steps.
-      end_value: an optional bound the decay does not go past (a floor when
-        :math:`r < 1`, else a ceiling).
-
-    Returns:
-      A schedule ``step -> value``.
-
-    Examples:
-      >>> from gradtx.schedules.onecycle import warmup_exponential_decay_schedule
-      >>> sched = warmup_exponential_decay_schedule(0.0, 1.0, 10, 10, 0.5)
-      >>> [float(sched(t)) for t in (5, 10, 20, 30)]
-      [0.5, 1.0, 0.5, 0.25]
-    """
-    owner = "warmup_exponential_decay_schedule"
-    _check(owner, _validate.number, init_value=init_value, peak_value=peak_value)
-    _check(
-        owner,
-        _validate.integer,
-        warmup_steps=warmup_steps,
-        transition_steps=transition_steps,
-        transition_begin=transition_begin,
-    )
-    _validate.number(owner, "decay_rate", decay_rate, **_POSITIVE_FINITE)
-    _validate.flag(owner, "staircase", staircase)
-    if end_value is not None:
-        _validate.number(owner, "end_value", end_value)
-    warmup = linear_schedule(init_value, peak_value, warmup_steps)
-    decay = exponential_decay(
-        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
-    )
-    return join_schedules([warmup, decay], [warmup_steps])
-
-
-def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Numeric]]) -> Schedule:
-    r"""Stochastic gradient descent with warm restarts: cosine cycles in a row.
-
-    Cycle :math:`k` is :func:`~gradtx.schedules.warmup_cosine_decay_schedule`
-    ``(**cosine_kwargs[k])``; it lasts its ``decay_steps`` steps (warmup
-    included), and the next one then restarts with its own step count at 0.
-    The last cycle's ``end_value`` holds after it.
-
-    Args:
-      cosine_kwargs: a non-empty sequence of dicts, each holding the keyword
-        arguments of one :func:`~gradtx.schedules.warmup_cosine_decay_schedule`
-        (``init_value``, ``peak_value``, ``warmup_steps``, ``decay_steps``,
-        optionally ``end_value`` and ``exponent``).
-
-    Returns:
-      A schedule ``step -> value``.
-
-    Examples:
-      >>> from gradtx.schedules.onecycle import sgdr_schedule
-      >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=110)
-      >>> sched = sgdr_schedule([cycle, cycle])
-      >>> [round(float(sched(t)), 6) for t in (10, 60, 115, 170, 500)]
-      [1.0, 0.5, 0.5, 0.5, 0.0]
-
-    References:
-      Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm
-      Restarts <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
-    """
-    owner = "sgdr_schedule"
-    lone = isinstance(cosine_kwargs, (str, Mapping)) or callable(cosine_kwargs)
-    if lone or not isinstance(cosine_kwargs, Iterable):
-        raise _type_error(owner, "cosine_kwargs", cosine_kwargs, "a sequence of dicts")
-    cycles, starts = [], [0]
-    for i, kwargs in enumerate(cosine_kwargs):
-        if not isinstance(kwargs, Mapping):
-            raise _type_error(owner, f"cosine_kwargs[{i}]", kwargs, "a dict")
-        try:
-            cycles.append(warmup_cosine_decay_schedule(**kwargs))
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"{owner}: `cosine_kwargs[{i}]`: {e}") from e
-        starts.append(starts[-1] + int(kwargs["decay_steps"]))
-    if not cycles:
-        raise ValueError(f"{owner}: `cosine_kwargs` must hold at least one cycle.")
-    return join_schedules(cycles, starts[1:-1])

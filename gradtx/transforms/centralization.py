@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .._core import maths as _maths
 from .._core import validation as _validate
-from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
-from .._core.lifting import global_norm, map_leaves, tree_zeros_like
+from .._core.base import GradientTransformation, init_empty_state
+from .._core.lifting import global_norm, map_leaves
 from ..engines.pack import packed_guard
 
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
@@ -113,73 +109,6 @@ def normalize_by_update_norm(
     return GradientTransformation(init_empty_state, update_fn)
 
 
-class ApplyEvery(NamedTuple):
-    """Steps since the last emitted update (mod ``k``) and the running sum."""
-
-    count: chex.Array
-    grad_acc: Updates
-
-
-def _whole_number(owner: str, name: str, value, low: int):
-    """A concrete whole number >= ``low`` as an int; a tracer is passed through."""
-    if isinstance(value, jax.core.Tracer):
-        return value
-    array = isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0
-    if array and jnp.issubdtype(value.dtype, jnp.integer):
-        value = int(value)
-    _validate.integer(owner, name, value, low=low)
-    return int(value)
-
-
-def apply_every(k: int = 1) -> GradientTransformation:
-    """Sums the updates of ``k`` consecutive steps and emits the sum every ``k``-th.
-
-    Steps ``1 … k − 1`` of each cycle return zeros; step ``k`` returns the sum
-    of the cycle's ``k`` updates, and the next cycle starts from zero. The
-    other members of a chain still update their state at every step, so this
-    is not the same as a ``k`` times larger batch; use ``MultiSteps`` for
-    that.
-
-    Args:
-      k: the number of steps per emitted update (a whole number >= 1).
-
-    Returns:
-      A :class:`GradientTransformation` with state :class:`ApplyEvery`.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.centralization import apply_every
-      >>> tx = apply_every(2)
-      >>> state = tx.init(jnp.zeros(1))
-      >>> u, state = tx.update(jnp.array([1.0]), state)
-      >>> v, state = tx.update(jnp.array([2.0]), state)
-      >>> u.tolist(), v.tolist()
-      ([0.0], [3.0])
-    """
-    owner = "apply_every"
-    k = _whole_number(owner, "k", k, low=1)
-
-    def init_fn(params):
-        return ApplyEvery(jnp.zeros([], jnp.int32), tree_zeros_like(params))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_state("apply_every", state, ApplyEvery)
-        phase = state.count % k
-        keep, emit = phase != 0, phase == k - 1
-
-        def leaf(g, acc):
-            acc = jnp.where(keep, acc, jnp.zeros_like(acc)) + g
-            return jnp.where(emit, acc, jnp.zeros_like(acc)), acc
-
-        updates, acc = map_leaves(
-            leaf, updates, state.grad_acc, names=["grad_acc"], owner=owner, nout=2
-        )
-        return updates, ApplyEvery(_maths.safe_increment(state.count) % k, acc)
-
-    return GradientTransformation(init_fn, update_fn)
-
-
 @jax.custom_vjp
 def _scaled_backward(inputs, scale):
     del scale
@@ -199,33 +128,3 @@ def _scaled_backward_bwd(scale, cotangents):
 
 
 _scaled_backward.defvjp(_scaled_backward_fwd, _scaled_backward_bwd)
-
-
-def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTree:
-    """The identity on the forward pass; multiplies gradients by ``scale`` backward.
-
-    ``scale = 0`` stops the gradient, ``scale = −1`` reverses it (a
-    gradient-reversal layer). A concrete ``scale`` of exactly 1 or 0 takes the
-    cheap paths (no-op, :func:`jax.lax.stop_gradient`); a traced ``scale`` is
-    accepted too (Optax's test of its value fails under ``jit``).
-
-    Args:
-      inputs: a pytree of arrays.
-      scale: the factor applied to the gradient (a real scalar).
-
-    Returns:
-      ``inputs``, unchanged in value.
-
-    Examples:
-      >>> import jax
-      >>> from gradtx.transforms.centralization import scale_gradient
-      >>> float(jax.grad(lambda x: scale_gradient(x, 0.5) ** 2)(3.0))
-      3.0
-    """
-    _validate.number("scale_gradient", "scale", scale)
-    if not isinstance(scale, jax.core.Tracer):
-        if float(scale) == 1.0:
-            return inputs
-        if float(scale) == 0.0:
-            return jax.lax.stop_gradient(inputs)
-    return _scaled_backward(inputs, scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from .._core import maths as _maths
@@ -20,6 +21,7 @@ from .._core.base import (
 )
 from .._core.lifting import map_leaves
 from .._core.traits import described
+from .centralization import _scaled_backward
 
 ScaleState = EmptyState
 
@@ -119,3 +121,33 @@ def scale_by_learning_rate(
     if callable(learning_rate):
         return scale_by_schedule(lambda count: sign * learning_rate(count))
     return scale(sign * learning_rate)
+
+
+def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTree:
+    """The identity on the forward pass; multiplies gradients by ``scale`` backward.
+
+    ``scale = 0`` stops the gradient, ``scale = −1`` reverses it (a
+    gradient-reversal layer). A concrete ``scale`` of exactly 1 or 0 takes the
+    cheap paths (no-op, :func:`jax.lax.stop_gradient`); a traced ``scale`` is
+    accepted too (Optax's test of its value fails under ``jit``).
+
+    Args:
+      inputs: a pytree of arrays.
+      scale: the factor applied to the gradient (a real scalar).
+
+    Returns:
+      ``inputs``, unchanged in value.
+
+    Examples:
+      >>> import jax
+      >>> from gradtx.transforms.centralization import scale_gradient
+      >>> float(jax.grad(lambda x: scale_gradient(x, 0.5) ** 2)(3.0))
+      3.0
+    """
+    _validate.number("scale_gradient", "scale", scale)
+    if not isinstance(scale, jax.core.Tracer):
+        if float(scale) == 1.0:
+            return inputs
+        if float(scale) == 0.0:
+            return jax.lax.stop_gradient(inputs)
+    return _scaled_backward(inputs, scale)

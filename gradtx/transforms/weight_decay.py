@@ -17,7 +17,7 @@ from .._core.base import (
 )
 from .._core.lifting import map_leaves
 from .._core.traits import described
-from ..combinators.chain import masked
+from ..combinators.masked import masked
 
 AddDecayedWeightsState = EmptyState
 """The state of :func:`add_decayed_weights` with a constant weight decay."""
