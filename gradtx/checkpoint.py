@@ -23,8 +23,6 @@ a device array of the same dtype, a JAX array is kept as it is (its sharding
 too); a typed PRNG key may come back as its ``uint32`` key data.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 

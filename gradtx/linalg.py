@@ -11,8 +11,6 @@ All three are traceable (``jit``/``vmap``) and check concrete arguments loudly;
 a traced iteration count or tolerance is accepted as is.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

@@ -7,8 +7,6 @@ How a single state leaf follows its parameter lives in
 :mod:`gradtx._core.placement`.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

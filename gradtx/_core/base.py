@@ -16,8 +16,6 @@ Nothing here depends on Optax, but the protocol is the same: a gradtx
 transformation can be used wherever an Optax one is expected, and the reverse.
 """
 
-from __future__ import annotations
-
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol

@@ -16,8 +16,6 @@ Every transformation writes its maths for one array and calls
   the other trees too).
 """
 
-from __future__ import annotations
-
 import functools
 import operator
 from collections.abc import Callable, Sequence

@@ -4,8 +4,6 @@ Functions here act on single arrays (or scalars) and know nothing of pytrees;
 :mod:`gradtx._core.lifting` lifts them to trees.
 """
 
-from __future__ import annotations
-
 import contextlib
 import contextvars
 import functools

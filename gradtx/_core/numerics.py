@@ -8,8 +8,6 @@ elements are replaced by ones, so no ``0 / 0`` ever reaches the backward pass;
 the value is the same and the gradient is 0 wherever the floor is active.
 """
 
-from __future__ import annotations
-
 import chex
 import jax
 import jax.numpy as jnp

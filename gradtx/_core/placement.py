@@ -21,8 +21,6 @@ compiled step moves nothing it does not have to:
 See ``docs/sharding.md``.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable
 from typing import Any

@@ -7,8 +7,6 @@ dict key of that name at any depth; ``set`` returns a copy with it replaced;
 params (momenta, second moments, …) and leaves counters alone.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Callable
 from typing import Any

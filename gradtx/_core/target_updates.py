@@ -7,8 +7,6 @@ Optax's functions of the same names, they check that the two trees match
 copy's dtypes.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

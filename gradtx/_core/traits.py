@@ -21,8 +21,6 @@ the transformation), so :class:`~gradtx.GradientTransformation` stays a plain
 ``(init, update)`` pair that Optax, Flax and Equinox accept as it is.
 """
 
-from __future__ import annotations
-
 import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple

@@ -5,8 +5,6 @@ The same names as ``optax.tree``: ``gradtx.tree.add(x, y)``,
 are ``None`` are empty subtrees and are skipped, as in every JAX tree map.
 """
 
-from __future__ import annotations
-
 import builtins
 import functools
 import operator

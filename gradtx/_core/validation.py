@@ -6,8 +6,6 @@ built inside ``jit`` or ``vmap``) cannot be inspected and is accepted as is; a
 schedule (a callable) is checked only for being callable.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Combining transformations: chain, named_chain, masked."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from .._core.base import (

@@ -1,7 +1,5 @@
 """Changing the layout the inner transformation sees: :func:`flatten`."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import jax

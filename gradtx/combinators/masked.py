@@ -1,7 +1,5 @@
 """Masking: apply a transformation to a subset of the leaves."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple
 

@@ -7,8 +7,6 @@ names the transformation that owns those leaves. Everything here is built on
 leaves with its label, and keeps state only for them.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 

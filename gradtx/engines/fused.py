@@ -13,8 +13,6 @@ platforms, other optimizers) runs exactly as ``tx.update`` +
 ``apply_updates`` would.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple
 

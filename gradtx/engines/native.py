@@ -26,8 +26,6 @@ surrounding expression, so other jnp spellings of the same maths
 ulp or so per step.
 """
 
-from __future__ import annotations
-
 import ctypes
 import hashlib
 import os

@@ -29,8 +29,6 @@ computed from the params) must refuse a packed tree: see
 :func:`refuse_packed` and ``docs/packing.md``.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -125,7 +123,7 @@ class Layout:
         """The number of (non-``None``) leaves of the original tree."""
         return len(self.leaves)
 
-    def pack(self, tree: Any) -> Packed:
+    def pack(self, tree: Any) -> "Packed":
         """Packs ``tree`` (with the original structure and shapes) in this layout.
 
         For instance gradients computed on the unpacked tree, or a restored
@@ -182,7 +180,7 @@ class Packed:
         raise TypeError("build a Packed with gradtx.pack(params)")
 
     @classmethod
-    def _make(cls, layout: Layout, children: Any) -> Packed:
+    def _make(cls, layout: Layout, children: Any) -> "Packed":
         obj = object.__new__(cls)
         object.__setattr__(obj, "layout", layout)
         object.__setattr__(obj, "children", tuple(children))

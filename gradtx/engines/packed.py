@@ -9,8 +9,6 @@ themselves (``docs/packing.md``) is faster still, because it needs no split
 of the updates in the step.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import jax

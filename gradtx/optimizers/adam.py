@@ -9,8 +9,6 @@ Each alias returns a :class:`gradtx.GradientTransformation`; adding its updates
 to the params (:func:`gradtx.apply_updates`) takes one descent step.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

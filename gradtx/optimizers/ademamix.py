@@ -8,8 +8,6 @@ step), :math:`t = 1, 2, \dots` the step. Optax keeps these in ``optax.contrib``;
 gradtx exports them at the top level under the same names.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -7,8 +7,6 @@ number or a schedule of the step), :math:`t = 1, 2, \dots` the step, and
 :math:`\operatorname{sign}` taken element by element.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -1,7 +1,5 @@
 """Adafactor: factored second moments with relative step sizes."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -8,8 +8,6 @@ number or a schedule of the step), :math:`t = 1, 2, \dots` the step. Norms
 taken over the whole leaf.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any
 

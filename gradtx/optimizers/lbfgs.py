@@ -5,8 +5,6 @@ evaluates it, so ``update`` takes ``value``, ``grad`` and ``value_fn`` keyword
 arguments (see :mod:`gradtx.transforms.backtracking`).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity

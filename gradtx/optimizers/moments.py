@@ -3,8 +3,6 @@
 Each alias is a ``chain`` of the primitives of :mod:`gradtx.transforms.moments`.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -1,7 +1,5 @@
 """Muon: orthogonalised momentum for matrices, with an Adam fallback."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Noisy SGD: SGD on gradients with annealed Gaussian noise."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -1,7 +1,5 @@
 """RAdam optimizer."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

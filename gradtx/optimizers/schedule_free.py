@@ -1,7 +1,5 @@
 """Schedule-free SGD and AdamW: the schedule-free wrapper around sgd and adam."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

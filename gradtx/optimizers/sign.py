@@ -1,7 +1,5 @@
 """Sign-based optimizers: signSGD, Signum, Lion."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -4,8 +4,6 @@ No maths lives here: :func:`gradtx.transforms.sophia.scale_by_sophia` holds
 it. Notation as in :mod:`gradtx.optimizers.adam`.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

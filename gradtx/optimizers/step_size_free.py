@@ -1,7 +1,5 @@
 """Step-size-free optimizers: Polyak's step size."""
 
-from __future__ import annotations
-
 import chex
 
 from .._core import validation as _validate

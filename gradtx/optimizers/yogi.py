@@ -1,7 +1,5 @@
 """Yogi optimizer."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -17,8 +17,6 @@ momentum ``1 + 4/block_size`` instead of 4. Leaves with fewer than
 ints (with :func:`gradtx.inject_hyperparams`, name them in ``static_args``).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -53,8 +53,6 @@ leaf's layout against the one ``init`` gives; the rules themselves run through
 :func:`gradtx._core.lifting.map_leaves` on the dequantised float32 trees.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 from collections.abc import Sequence

@@ -33,8 +33,6 @@ References:
   <https://arxiv.org/abs/2010.06192>`_, 2020.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -1,7 +1,5 @@
 """Cosine decay schedules, with and without linear warmup."""
 
-from __future__ import annotations
-
 import jax.numpy as jnp
 from jax.core import Tracer
 

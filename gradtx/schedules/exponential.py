@@ -1,7 +1,5 @@
 """Exponential decay schedules."""
 
-from __future__ import annotations
-
 import jax.numpy as jnp
 
 from .._core import validation as _validate

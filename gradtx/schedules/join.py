@@ -1,7 +1,5 @@
 """Joining schedules at boundaries."""
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 

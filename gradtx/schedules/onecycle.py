@@ -6,8 +6,6 @@ arguments first so that errors name the factory the user called. Names,
 arguments and values follow Optax.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 
 import chex

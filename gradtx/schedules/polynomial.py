@@ -6,8 +6,6 @@ argument, its value and the accepted range. Float hyperparameters may be Python
 numbers or JAX scalars, traced ones included; step counts are Python integers.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 
 import chex

@@ -1,7 +1,5 @@
 """SGDR: cosine schedules with warm restarts."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Mapping
 
 from .._core.base import Schedule

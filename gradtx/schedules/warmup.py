@@ -1,7 +1,5 @@
 """Warmup schedules: linear warmup followed by a constant or exponential decay."""
 
-from __future__ import annotations
-
 from .._core import validation as _validate
 from .._core.base import Schedule
 from .exponential import _POSITIVE_FINITE, exponential_decay

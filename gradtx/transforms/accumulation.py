@@ -1,7 +1,5 @@
 """Applying accumulated updates every k steps."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import chex

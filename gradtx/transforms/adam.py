@@ -1,7 +1,5 @@
 """The Adam family of scalings: Adam (and NAdam), AMSGrad, AdaMax."""
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -9,8 +9,6 @@ float16, every state leaf written back in its own dtype). The full update
 rules, with references, are in the aliases of :mod:`gradtx.optimizers.adaptive`.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any, NamedTuple
 

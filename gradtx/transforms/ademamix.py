@@ -5,8 +5,6 @@ Each rule is written for one array and lifted to pytrees by
 in the aliases of :mod:`gradtx.optimizers.ademamix`.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

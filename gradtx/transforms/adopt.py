@@ -1,7 +1,5 @@
 """ADOPT: Adam with the second moment taken before the current gradient."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

@@ -18,8 +18,6 @@ operations (inner product, ``x + s·y``) shared with :mod:`._zoom_linesearch`
 and :mod:`._lbfgs`.
 """
 
-from __future__ import annotations
-
 import functools
 import inspect
 from collections.abc import Callable

@@ -7,8 +7,6 @@ rectification). The full update rules, with references, are in the aliases of
 :mod:`gradtx.optimizers.belief`.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -6,8 +6,6 @@ leading batch axis on every leaf) and return their clipped sum, as needed by
 differentially private SGD.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -1,8 +1,6 @@
 """Gradient centralisation, normalisation by the update norm, accumulation over
 ``k`` steps, and scaling a gradient on the backward pass."""
 
-from __future__ import annotations
-
 import chex
 import jax
 import jax.numpy as jnp

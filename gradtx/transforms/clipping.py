@@ -1,7 +1,5 @@
 """Clipping: element-wise and by the global norm."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -1,7 +1,5 @@
 """Constraints on updates: zeroing NaNs, keeping parameters non-negative."""
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import jax

@@ -14,8 +14,6 @@ using :func:`gradtx._core.lifting.map_leaves`. Computation is in float32 (at lea
 each state leaf keeps the dtype it was given at ``init`` (the params').
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import NamedTuple
 

@@ -9,8 +9,6 @@ for bfloat16/float16 leaves); the full optimizers are in
 :mod:`gradtx.optimizers.layerwise`.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -8,8 +8,6 @@ recursion, each loop a ``lax.scan`` over the slots from newest to oldest and
 back. The full rule and references are in :func:`gradtx.lbfgs`.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import chex

@@ -5,8 +5,6 @@ Each transformation is a per-array rule (``_*_leaf``) lifted to pytrees by
 and computes per-step scalars (bias corrections).
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -7,8 +7,6 @@ batch of matrices through :class:`MuonDimensionNumbers`. The alias, with the
 full rule and references, is :func:`gradtx.muon`.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple

@@ -1,7 +1,5 @@
 """Annealed Gaussian gradient noise (Neelakantan et al., 2015)."""
 
-from __future__ import annotations
-
 import warnings
 from typing import Any, NamedTuple
 

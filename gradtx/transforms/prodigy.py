@@ -6,8 +6,6 @@ two passes: per-leaf moments and partial sums, then the global estimate, then
 the per-leaf step.
 """
 
-from __future__ import annotations
-
 import functools
 import operator
 from typing import NamedTuple

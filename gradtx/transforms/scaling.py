@@ -1,7 +1,5 @@
 """Scaling by a constant, a learning rate or a schedule."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import chex

@@ -1,7 +1,5 @@
 """Sign-based scalings: sign of the update and Lion's interpolated sign."""
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

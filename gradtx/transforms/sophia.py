@@ -7,8 +7,6 @@ needs the objective as the extra argument ``obj_fn``. The full rule, with the
 reference, is in :func:`gradtx.sophia`.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

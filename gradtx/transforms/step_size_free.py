@@ -12,8 +12,6 @@ has the update's shape; DoG's per-leaf scalars are walked explicitly, with the
 same structure and shape checks.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -1,7 +1,5 @@
 """Weight decay: adding ``λ·θ`` to the updates."""
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex

@@ -1,7 +1,5 @@
 """Yogi: an additive, sign-controlled second-moment update."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import chex

@@ -17,8 +17,6 @@ the state for :func:`gradtx.value_and_grad_from_state`. See
 :mod:`._linesearch` for the ``update`` protocol.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any, NamedTuple
 

@@ -11,8 +11,6 @@ predicate, ``cond`` becomes a select and both branches run, as usual in JAX).
 The inner state is left exactly as it was on the steps that skip it.
 """
 
-from __future__ import annotations
-
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol

@@ -18,8 +18,6 @@ Differences from Optax, all deliberate:
   arguments, not schedules.
 """
 
-from __future__ import annotations
-
 import functools
 import inspect
 import warnings

@@ -1,7 +1,5 @@
 """Lookahead: k fast steps forward, one slow step back."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import chex
@@ -49,7 +47,7 @@ class LookaheadParams(NamedTuple):
     slow: Params
 
     @classmethod
-    def init_synced(cls, params: Params) -> LookaheadParams:
+    def init_synced(cls, params: Params) -> "LookaheadParams":
         """Fast and slow parameters both equal to ``params``."""
         return cls(fast=params, slow=params)
 

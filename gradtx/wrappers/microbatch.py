@@ -11,8 +11,6 @@ Microbatch ``i`` holds the rows ``i, i + n, i + 2n, …`` of the batch
 blocks then keeps each microbatch spread over every device.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import enum
 from collections.abc import Callable, Sequence

@@ -6,8 +6,6 @@ measurement of them (a norm, a flag, …) in the state, where it can be read
 after the step.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple
 

@@ -20,8 +20,6 @@ in JAX.) The state holds the accumulator, the inner state and scalars: no
 other buffer the size of the params.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 

@@ -6,8 +6,6 @@ keyword argument ``value`` of ``update`` and multiplies the updates by a scale
 that shrinks each time the value has stalled for too long.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any, NamedTuple
 

@@ -6,8 +6,6 @@ hands out the interpolation :math:`y` as the parameters; the averaged sequence
 :func:`schedule_free_eval_params`. See :func:`schedule_free` for the rule.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import chex
