@@ -105,6 +105,7 @@ from .optimizers.lbfgs import lbfgs
 from .optimizers.moments import adagrad, rmsprop, sgd
 from .optimizers.muon import muon
 from .optimizers.noise import noisy_sgd
+from .optimizers.prodigy import prodigy
 from .optimizers.radam import radam
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers.sign import lion, sign_sgd, signum
@@ -226,7 +227,7 @@ from .transforms.moments import (
 )
 from .transforms.muon import MuonDimensionNumbers, MuonState, scale_by_muon
 from .transforms.noise import AddNoiseState, add_noise
-from .transforms.prodigy import ProdigyState, prodigy
+from .transforms.prodigy import ProdigyState, scale_by_prodigy
 from .transforms.radam import scale_by_radam
 from .transforms.scaling import (
     ScaleByScheduleState,
@@ -501,6 +502,7 @@ __all__ = [
     "scale_by_param_block_norm",
     "scale_by_param_block_rms",
     "scale_by_polyak",
+    "scale_by_prodigy",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",

@@ -279,7 +279,7 @@ def state_signature(state: OptState) -> str:
 
     Examples:
       >>> import gradtx, jax.numpy as jnp
-      >>> from gradtx.checkpoint import state_signature
+      >>> from gradtx import state_signature
       >>> print(state_signature(gradtx.adam(1e-3).init({"w": jnp.zeros(3)})))
       state[0]: ScaleByAdamState(count, mu, nu)
     """
@@ -378,7 +378,7 @@ def restore_state(
 
     Examples:
       >>> import gradtx, jax.numpy as jnp, numpy as np
-      >>> from gradtx.checkpoint import restore_state
+      >>> from gradtx import restore_state
       >>> params = {"w": jnp.zeros(3)}
       >>> state = gradtx.adam(1e-3).init(params)
       >>> as_orbax = [{"count": np.int32(5), "mu": {"w": np.ones(3, np.float32)},
@@ -428,7 +428,7 @@ def validate_state(tx: GradientTransformation, params: Params, state: Any) -> No
 
     Examples:
       >>> import gradtx, jax.numpy as jnp
-      >>> from gradtx.checkpoint import validate_state
+      >>> from gradtx import validate_state
       >>> tx, params = gradtx.adam(1e-3), {"w": jnp.zeros(3)}
       >>> validate_state(tx, params, tx.init(params))
       >>> validate_state(tx, params, list(tx.init(params)))

@@ -105,7 +105,7 @@ def power_iteration(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.linalg import power_iteration
+      >>> from gradtx import power_iteration
       >>> eig, vec = power_iteration(jnp.diag(jnp.array([1.0, -4.0, 2.0])))
       >>> round(float(eig), 4), jnp.abs(vec).round(4).tolist()
       (-4.0, [0.0, 1.0, 0.0])
@@ -245,7 +245,7 @@ def matrix_inverse_pth_root(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.linalg import matrix_inverse_pth_root
+      >>> from gradtx import matrix_inverse_pth_root
       >>> root, _ = matrix_inverse_pth_root(jnp.diag(jnp.array([4.0, 16.0])), 2)
       >>> jnp.round(root, 4).tolist()
       [[0.5, 0.0], [0.0, 0.25]]
@@ -341,7 +341,7 @@ def nnls(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.linalg import nnls
+      >>> from gradtx import nnls
       >>> x = nnls(jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([5.0, 6.0]), 1000)
       >>> [round(float(v), 2) for v in x]
       [0.0, 1.7]

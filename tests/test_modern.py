@@ -36,13 +36,13 @@ import reference_modern as RM
 from test_reference import X64, _rel_err, _run_jax, _run_numpy
 
 import gradtx
+from gradtx import prodigy
 from gradtx.optimizers.ademamix import ademamix, simplified_ademamix
 from gradtx.optimizers.adopt import adopt
 from gradtx.optimizers.muon import muon
 from gradtx.transforms.ademamix import scale_by_ademamix, scale_by_simplified_ademamix
 from gradtx.transforms.adopt import scale_by_adopt
 from gradtx.transforms.muon import MuonDimensionNumbers, newton_schulz, scale_by_muon
-from gradtx.transforms.prodigy import prodigy
 
 RTOL = 1e-10 if X64 else 1e-6
 F32_TOLERANCE = {"b2_0.999": 3e-6, "muon": 1e-5, "prodigy": 3e-4}

@@ -73,7 +73,7 @@ def safe_norm(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx._core.numerics import safe_norm
+      >>> from gradtx import safe_norm
       >>> float(safe_norm(jnp.array([3.0, 4.0]), 1.0))
       5.0
       >>> jax.grad(lambda x: safe_norm(x, 1e-3))(jnp.zeros(2)).tolist()
@@ -110,7 +110,7 @@ def safe_root_mean_squares(x: chex.Array, min_rms: chex.Numeric) -> chex.Array:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx._core.numerics import safe_root_mean_squares
+      >>> from gradtx import safe_root_mean_squares
       >>> float(safe_root_mean_squares(jnp.array([3.0, 4.0, 0.0, 0.0]), 0.1))
       2.5
     """

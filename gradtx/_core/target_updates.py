@@ -55,7 +55,7 @@ def incremental_update(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx._core.target_updates import incremental_update
+      >>> from gradtx import incremental_update
       >>> incremental_update(jnp.array([1.0]), jnp.array([0.0]), 0.25).tolist()
       [0.25]
     """
@@ -96,7 +96,7 @@ def periodic_update(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx._core.target_updates import periodic_update
+      >>> from gradtx import periodic_update
       >>> new, old = jnp.array([1.0]), jnp.array([0.0])
       >>> periodic_update(new, old, 4, 2).tolist()
       [1.0]

@@ -6,7 +6,9 @@ built inside ``jit`` or ``vmap``) cannot be inspected and is accepted as is; a
 schedule (a callable) is checked only for being callable.
 """
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -132,3 +134,19 @@ def float_dtype(owner: str, name: str, value: Any) -> jnp.dtype | None:
     if not jnp.issubdtype(dt, jnp.floating):
         raise ValueError(f"{owner}: `{name}` must be a floating dtype, got {dt.name}.")
     return jax.dtypes.canonicalize_dtype(dt)
+
+
+@contextlib.contextmanager
+def renamed_errors(inner: str, outer: str) -> Iterator[None]:
+    """Re-raises ``inner``'s validation errors in ``outer``'s name.
+
+    An alias that builds one primitive with the same argument names uses it so
+    that a bad value is reported under the name the user called.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        if not message.startswith(f"{inner}:"):
+            raise
+        raise type(e)(f"{outer}:{message[len(inner) + 1 :]}") from None

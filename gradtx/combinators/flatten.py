@@ -49,8 +49,8 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.combinators.flatten import flatten
-      >>> from gradtx.transforms.scaling import scale
+      >>> from gradtx import flatten
+      >>> from gradtx import scale
       >>> tx = flatten(scale(2.0))
       >>> grads = {"b": jnp.ones(2), "w": jnp.ones((2, 2))}
       >>> u, _ = tx.update(grads, tx.init(grads))

@@ -226,7 +226,7 @@ def partition(
     Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx import adam, apply_updates, set_to_zero
-      >>> from gradtx.combinators.partition import partition
+      >>> from gradtx import partition
       >>> params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
       >>> tx = partition({"train": adam(0.1), "frozen": set_to_zero()},
       ...                {"w": "train", "b": "frozen"})
@@ -276,7 +276,7 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.combinators.partition import freeze
+      >>> from gradtx import freeze
       >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
       >>> tx = freeze({"w": False, "b": True})
       >>> updates, _ = tx.update(params, tx.init(params))
@@ -332,7 +332,7 @@ def selective_transform(
     Examples:
       >>> import jax.numpy as jnp
       >>> from gradtx import adam
-      >>> from gradtx.combinators.partition import selective_transform
+      >>> from gradtx import selective_transform
       >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
       >>> tx = selective_transform(adam(1e-3), freeze_mask={"w": False, "b": True})
       >>> updates, state = tx.update(params, tx.init(params), params)

@@ -63,7 +63,7 @@ def novograd(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import novograd
+      >>> from gradtx import novograd
       >>> opt = novograd(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([3.0, 4.0]), opt.init(jnp.zeros(2)))
       >>> [round(float(x), 4) for x in u]  # -0.1 * g / ||g||
@@ -109,7 +109,7 @@ def adadelta(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import adadelta
+      >>> from gradtx import adadelta
       >>> opt, params = adadelta(), jnp.zeros(1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(params), params)
       >>> round(float(u[0]), 6)  # -sqrt(1e-6) / sqrt(0.1 * 4 + 1e-6) * 2
@@ -165,7 +165,7 @@ def adan(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import adan
+      >>> from gradtx import adan
       >>> opt, params = adan(learning_rate=0.1), jnp.zeros(1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(params), params)
       >>> round(float(u[0]), 4)  # first step: -0.1 * g / |g|
@@ -209,7 +209,7 @@ def sm3(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import sm3
+      >>> from gradtx import sm3
       >>> opt = sm3(learning_rate=0.1, momentum=None)
       >>> u, _ = opt.update(jnp.array([[3.0, 4.0]]), opt.init(jnp.zeros((1, 2))))
       >>> [round(float(x), 4) for x in u[0]]  # -0.1 * g / |g| at the first step
@@ -261,7 +261,7 @@ def rprop(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import rprop
+      >>> from gradtx import rprop
       >>> opt = rprop(learning_rate=0.1)
       >>> s = opt.init(jnp.zeros(1))
       >>> steps = []
@@ -307,7 +307,7 @@ def optimistic_gradient_descent(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import optimistic_gradient_descent
+      >>> from gradtx import optimistic_gradient_descent
       >>> opt = optimistic_gradient_descent(learning_rate=0.1)
       >>> s = opt.init(jnp.zeros(1))
       >>> _, s = opt.update(jnp.array([1.0]), s)
@@ -358,7 +358,7 @@ def optimistic_adam_v2(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import optimistic_adam_v2
+      >>> from gradtx import optimistic_adam_v2
       >>> opt = optimistic_adam_v2(0.1, nesterov=False)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)  # -0.1 * alpha * m̂ / sqrt(v̂)
@@ -403,7 +403,7 @@ def optimistic_adam(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adaptive import optimistic_adam
+      >>> from gradtx import optimistic_adam
       >>> opt = optimistic_adam(0.1, nesterov=False)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)

@@ -68,7 +68,7 @@ def ademamix(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.ademamix import ademamix
+      >>> from gradtx import ademamix
       >>> opt = ademamix(learning_rate=0.1)
       >>> p = jnp.zeros(1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(p), p)
@@ -127,7 +127,7 @@ def simplified_ademamix(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.ademamix import simplified_ademamix
+      >>> from gradtx import simplified_ademamix
       >>> opt = simplified_ademamix(learning_rate=0.1)
       >>> p = jnp.zeros(1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(p), p)

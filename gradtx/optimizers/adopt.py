@@ -57,7 +57,7 @@ def adopt(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.ademamix import adopt
+      >>> from gradtx import adopt
       >>> opt = adopt(learning_rate=0.1)
       >>> state = opt.init(jnp.zeros(1))
       >>> u, state = opt.update(jnp.array([2.0]), state)  # sets v = 4

@@ -58,7 +58,7 @@ def adabelief(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import adabelief
+      >>> from gradtx import adabelief
       >>> opt = adabelief(learning_rate=0.1, eps_root=0.0)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)  # -0.1 * 2 / sqrt(0.001 * 1.8² / 0.001)

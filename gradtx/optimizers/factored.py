@@ -74,7 +74,7 @@ def adafactor(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import adafactor
+      >>> from gradtx import adafactor
       >>> params = jnp.array([1.0, -1.0])
       >>> opt = adafactor(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([3.0, 0.5]), opt.init(params), params)

@@ -51,7 +51,7 @@ def fromage(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import fromage
+      >>> from gradtx import fromage
       >>> params = jnp.array([3.0, 4.0])
       >>> opt = fromage(learning_rate=0.75)  # 1 / sqrt(1 + 0.75²) = 0.8
       >>> u, _ = opt.update(jnp.array([0.0, 1.0]), opt.init(params), params)
@@ -125,7 +125,7 @@ def lars(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import lars
+      >>> from gradtx import lars
       >>> params = jnp.array([3.0, 4.0])
       >>> opt = lars(learning_rate=1.0, trust_coefficient=0.1)
       >>> u, _ = opt.update(jnp.array([0.0, 2.0]), opt.init(params), params)
@@ -180,7 +180,7 @@ def lamb(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import lamb
+      >>> from gradtx import lamb
       >>> params = jnp.array([3.0, 4.0])
       >>> opt = lamb(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([0.0, 1.0]), opt.init(params), params)

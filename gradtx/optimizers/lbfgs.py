@@ -68,9 +68,9 @@ def lbfgs(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.lbfgs import lbfgs
-      >>> from gradtx._core.base import apply_updates
-      >>> from gradtx.transforms.backtracking import value_and_grad_from_state
+      >>> from gradtx import lbfgs
+      >>> from gradtx import apply_updates
+      >>> from gradtx import value_and_grad_from_state
       >>> f = lambda w: jnp.sum(w ** 2)
       >>> opt = lbfgs()
       >>> w = jnp.array([1.0, 2.0, 3.0])

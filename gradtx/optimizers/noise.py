@@ -42,7 +42,7 @@ def noisy_sgd(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import noisy_sgd
+      >>> from gradtx import noisy_sgd
       >>> opt = noisy_sgd(learning_rate=0.1, eta=0.0, key=jax.random.key(0))
       >>> u, _ = opt.update(jnp.array([1.0, -2.0]), opt.init(jnp.zeros(2)))
       >>> [round(float(x), 4) for x in u]  # no noise with eta = 0

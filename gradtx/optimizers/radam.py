@@ -57,7 +57,7 @@ def radam(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import radam
+      >>> from gradtx import radam
       >>> opt = radam(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)  # rho_1 = 1 < 5: a momentum step, -0.1 * 2

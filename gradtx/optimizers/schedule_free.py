@@ -57,7 +57,7 @@ def schedule_free_sgd(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.schedule_free import schedule_free_sgd
+      >>> from gradtx import schedule_free_sgd
       >>> opt = schedule_free_sgd(learning_rate=0.1)
       >>> params = jnp.array([1.0, -2.0])
       >>> state = opt.init(params)
@@ -108,7 +108,7 @@ def schedule_free_adamw(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.schedule_free import schedule_free_adamw
+      >>> from gradtx import schedule_free_adamw
       >>> opt = schedule_free_adamw(learning_rate=0.1)
       >>> params = jnp.array([1.0, -2.0])
       >>> state = opt.init(params)

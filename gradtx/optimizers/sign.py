@@ -31,7 +31,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import sign_sgd
+      >>> from gradtx import sign_sgd
       >>> opt = sign_sgd(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([-5.0, 0.0, 1e-3]), opt.init(jnp.zeros(3)))
       >>> u.tolist()  # -0.1 * sign(g)
@@ -65,7 +65,7 @@ def signum(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import signum
+      >>> from gradtx import signum
       >>> opt = signum(learning_rate=0.1)
       >>> state = opt.init(jnp.zeros(1))
       >>> _, state = opt.update(jnp.array([1.0]), state)
@@ -119,7 +119,7 @@ def lion(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import lion
+      >>> from gradtx import lion
       >>> params = jnp.array([1.0, -2.0])
       >>> opt = lion(learning_rate=0.1, weight_decay=0.5)
       >>> u, _ = opt.update(jnp.array([3.0, 0.0]), opt.init(params), params)

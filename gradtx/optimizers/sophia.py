@@ -81,7 +81,7 @@ def sophia(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.optimizers.sophia import sophia
+      >>> from gradtx import sophia
       >>> f = lambda p: jnp.sum(p**2)
       >>> opt = sophia(learning_rate=0.1, weight_decay=0.0)
       >>> params = jnp.array([1.0, -2.0])

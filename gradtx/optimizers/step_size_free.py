@@ -48,7 +48,7 @@ def polyak_sgd(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.optimizers.layerwise import polyak_sgd
+      >>> from gradtx import polyak_sgd
       >>> f = lambda x: jnp.sum(x**2)
       >>> x = jnp.array([1.0, 2.0])
       >>> opt = polyak_sgd()

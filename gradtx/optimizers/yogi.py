@@ -45,7 +45,7 @@ def yogi(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.belief import yogi
+      >>> from gradtx import yogi
       >>> opt = yogi(learning_rate=0.1)
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)

@@ -223,7 +223,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp, gradtx
-      >>> from gradtx.precision.rounding import kahan_summation
+      >>> from gradtx import kahan_summation
       >>> p = q = jnp.ones((), jnp.bfloat16)
       >>> plain, tx = gradtx.sgd(1e-3), kahan_summation(gradtx.sgd(1e-3))
       >>> s, t = plain.init(p), tx.init(q)
@@ -334,7 +334,7 @@ def stochastic_rounding(
 
     Examples:
       >>> import jax.numpy as jnp, gradtx
-      >>> from gradtx.precision.rounding import stochastic_rounding
+      >>> from gradtx import stochastic_rounding
       >>> tx = stochastic_rounding(gradtx.sgd(1e-3), key=0)
       >>> p = jnp.ones(1000, jnp.bfloat16)
       >>> u, _ = tx.update(-jnp.ones_like(p), tx.init(p), p)

@@ -33,7 +33,7 @@ def cosine_decay_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import cosine_decay_schedule
+      >>> from gradtx import cosine_decay_schedule
       >>> [round(float(cosine_decay_schedule(1.0, 100)(t)), 6) for t in (0, 50, 150)]
       [1.0, 0.5, 0.0]
 
@@ -97,7 +97,7 @@ def warmup_cosine_decay_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import warmup_cosine_decay_schedule
+      >>> from gradtx import warmup_cosine_decay_schedule
       >>> sched = warmup_cosine_decay_schedule(0.0, 1.0, 10, 110)
       >>> [round(float(sched(t)), 6) for t in (5, 10, 60, 200)]
       [0.5, 1.0, 0.5, 0.0]

@@ -37,7 +37,7 @@ def exponential_decay(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import exponential_decay
+      >>> from gradtx import exponential_decay
       >>> sched = exponential_decay(1.0, 10, 0.5, staircase=True, end_value=0.25)
       >>> [float(sched(t)) for t in (0, 15, 20, 100)]
       [1.0, 0.5, 0.25, 0.25]

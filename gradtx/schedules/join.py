@@ -47,7 +47,7 @@ def join_schedules(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import join_schedules, linear_schedule
+      >>> from gradtx import join_schedules, linear_schedule
       >>> up, down = linear_schedule(0.0, 1.0, 5), linear_schedule(1.0, 0.0, 10)
       >>> sched = join_schedules([up, down], boundaries=[5])
       >>> [float(sched(t)) for t in (0, 5, 10, 20)]

@@ -100,7 +100,7 @@ def piecewise_interpolate_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import piecewise_interpolate_schedule
+      >>> from gradtx import piecewise_interpolate_schedule
       >>> sched = piecewise_interpolate_schedule("linear", 1.0, {4: 0.1, 8: 0.01})
       >>> [round(float(sched(t)), 6) for t in (0, 2, 4, 6, 8, 10)]
       [1.0, 0.55, 0.1, 0.0505, 0.001, 0.001]
@@ -170,7 +170,7 @@ def linear_onecycle_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import linear_onecycle_schedule
+      >>> from gradtx import linear_onecycle_schedule
       >>> sched = linear_onecycle_schedule(100, 1.0, div_factor=10.0)
       >>> [round(float(sched(t)), 6) for t in (0, 30, 85, 200)]
       [0.1, 1.0, 0.1, 1e-05]
@@ -229,7 +229,7 @@ def cosine_onecycle_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import cosine_onecycle_schedule
+      >>> from gradtx import cosine_onecycle_schedule
       >>> sched = cosine_onecycle_schedule(100, 1.0, pct_start=0.5, div_factor=10.0)
       >>> [round(float(sched(t)), 6) for t in (0, 25, 50, 200)]
       [0.1, 0.55, 1.0, 1e-05]

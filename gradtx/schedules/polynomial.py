@@ -44,7 +44,7 @@ def constant_schedule(value: Numeric) -> Schedule:
       A schedule; given an array of steps, ``value`` in the steps' shape.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import constant_schedule
+      >>> from gradtx import constant_schedule
       >>> float(constant_schedule(0.5)(1000))
       0.5
     """
@@ -97,7 +97,7 @@ def polynomial_schedule(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.schedules.polynomial import polynomial_schedule
+      >>> from gradtx import polynomial_schedule
       >>> sched = polynomial_schedule(1.0, 0.0, power=2, transition_steps=100)
       >>> sched(jnp.array([0, 50, 100, 300])).tolist()
       [1.0, 0.25, 0.0, 0.0]
@@ -129,7 +129,7 @@ def linear_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import linear_schedule
+      >>> from gradtx import linear_schedule
       >>> [float(linear_schedule(1.0, 0.0, 100, 10)(t)) for t in (0, 60, 200)]
       [1.0, 0.5, 0.0]
     """
@@ -154,7 +154,7 @@ def piecewise_constant_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.polynomial import piecewise_constant_schedule
+      >>> from gradtx import piecewise_constant_schedule
       >>> sched = piecewise_constant_schedule(1.0, {100: 0.5, 200: 0.5})
       >>> [float(sched(t)) for t in (99, 100, 250)]
       [1.0, 0.5, 0.25]

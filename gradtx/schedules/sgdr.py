@@ -27,7 +27,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Numeric]]) -> Schedule:
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import sgdr_schedule
+      >>> from gradtx import sgdr_schedule
       >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=110)
       >>> sched = sgdr_schedule([cycle, cycle])
       >>> [round(float(sched(t)), 6) for t in (10, 60, 115, 170, 500)]

@@ -28,7 +28,7 @@ def warmup_constant_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import warmup_constant_schedule
+      >>> from gradtx import warmup_constant_schedule
       >>> sched = warmup_constant_schedule(0.0, 1.0, 10)
       >>> [float(sched(t)) for t in (0, 5, 10, 1000)]
       [0.0, 0.5, 1.0, 1.0]
@@ -82,7 +82,7 @@ def warmup_exponential_decay_schedule(
       A schedule ``step -> value``.
 
     Examples:
-      >>> from gradtx.schedules.onecycle import warmup_exponential_decay_schedule
+      >>> from gradtx import warmup_exponential_decay_schedule
       >>> sched = warmup_exponential_decay_schedule(0.0, 1.0, 10, 10, 0.5)
       >>> [float(sched(t)) for t in (5, 10, 20, 30)]
       [0.5, 1.0, 0.5, 0.25]

@@ -48,7 +48,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.centralization import apply_every
+      >>> from gradtx import apply_every
       >>> tx = apply_every(2)
       >>> state = tx.init(jnp.zeros(1))
       >>> u, state = tx.update(jnp.array([1.0]), state)

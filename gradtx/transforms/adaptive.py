@@ -492,7 +492,7 @@ def scale_by_optimistic_gradient(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.adaptive import scale_by_optimistic_gradient
+      >>> from gradtx import scale_by_optimistic_gradient
       >>> tx = scale_by_optimistic_gradient()
       >>> s = tx.init(jnp.zeros(1))
       >>> u, s = tx.update(jnp.array([1.0]), s)  # the first step: g

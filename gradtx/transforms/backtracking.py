@@ -215,10 +215,9 @@ def scale_by_backtracking_linesearch(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.combinators.chain import chain
-      >>> from gradtx.transforms.scaling import scale
-      >>> from gradtx.transforms.backtracking import (
-      ...     scale_by_backtracking_linesearch)
+      >>> from gradtx import chain
+      >>> from gradtx import scale
+      >>> from gradtx import scale_by_backtracking_linesearch
       >>> f = lambda w: jnp.sum(w ** 2)
       >>> tx = chain(scale(-1.0), scale_by_backtracking_linesearch(15))
       >>> w = jnp.array([1.0, 2.0, 3.0])
@@ -377,8 +376,8 @@ def value_and_grad_from_state(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.backtracking import value_and_grad_from_state
-      >>> from gradtx.transforms.zoom_linesearch import scale_by_zoom_linesearch
+      >>> from gradtx import value_and_grad_from_state
+      >>> from gradtx import scale_by_zoom_linesearch
       >>> f = lambda w: jnp.sum(w ** 2)
       >>> tx = scale_by_zoom_linesearch(max_linesearch_steps=15)
       >>> w = jnp.array([1.0, 2.0])

@@ -43,7 +43,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import clip_by_block_rms
+      >>> from gradtx import clip_by_block_rms
       >>> tx = clip_by_block_rms(1.0)
       >>> u, _ = tx.update(jnp.array([3.0, -3.0]), tx.init(None))
       >>> u.tolist()
@@ -129,7 +129,7 @@ def adaptive_grad_clip(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import adaptive_grad_clip
+      >>> from gradtx import adaptive_grad_clip
       >>> tx = adaptive_grad_clip(0.1)
       >>> p, g = jnp.array([3.0, 4.0]), jnp.array([6.0, 8.0])
       >>> [round(x, 4) for x in tx.update(g, tx.init(p), p)[0].tolist()]
@@ -241,8 +241,7 @@ def per_example_global_norm_clip(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import (
-      ...     per_example_global_norm_clip)
+      >>> from gradtx import per_example_global_norm_clip
       >>> grads = [jnp.array([[0.0, 0.0], [3.0, 4.0], [0.6, 0.8]])]
       >>> total, n = per_example_global_norm_clip(grads, 2.0)
       >>> [round(x, 4) for x in total[0].tolist()], int(n)
@@ -288,8 +287,7 @@ def per_example_layer_norm_clip(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import (
-      ...     per_example_layer_norm_clip)
+      >>> from gradtx import per_example_layer_norm_clip
       >>> grads = {"a": jnp.array([[3.0, 4.0]]), "b": jnp.array([[0.1]])}
       >>> total, n = per_example_layer_norm_clip(grads, 2.0**0.5)
       >>> total["a"].tolist(), int(n["a"]), int(n["b"])

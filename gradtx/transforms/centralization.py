@@ -41,7 +41,7 @@ def centralize() -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.centralization import centralize
+      >>> from gradtx import centralize
       >>> tx = centralize()
       >>> g = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 9.0]])
       >>> tx.update(g, tx.init(g))[0].tolist()
@@ -86,7 +86,7 @@ def normalize_by_update_norm(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.centralization import normalize_by_update_norm
+      >>> from gradtx import normalize_by_update_norm
       >>> tx = normalize_by_update_norm(scale_factor=-1.0, eps=0.0)
       >>> tx.update(jnp.array([3.0, 4.0]), tx.init(None))[0].tolist()
       [-0.6000000238418579, -0.800000011920929]

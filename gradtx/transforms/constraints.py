@@ -25,7 +25,7 @@ def keep_params_nonnegative() -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.constraints import keep_params_nonnegative
+      >>> from gradtx import keep_params_nonnegative
       >>> tx = keep_params_nonnegative()
       >>> p = jnp.array([1.0, 2.0])
       >>> tx.update(jnp.array([-3.0, -1.0]), tx.init(p), p)[0].tolist()
@@ -77,7 +77,7 @@ def zero_nans() -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.constraints import zero_nans
+      >>> from gradtx import zero_nans
       >>> tx = zero_nans()
       >>> g = {"a": jnp.array([1.0, jnp.nan]), "b": jnp.array([2.0])}
       >>> u, state = tx.update(g, tx.init(g))

@@ -143,7 +143,7 @@ def scale_by_factored_rms(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.factored import scale_by_factored_rms
+      >>> from gradtx import scale_by_factored_rms
       >>> tx = scale_by_factored_rms(min_dim_size_to_factor=2)
       >>> p = jnp.ones((2, 3))
       >>> state = tx.init(p)

@@ -73,7 +73,7 @@ def scale_by_trust_ratio(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.layerwise import scale_by_trust_ratio
+      >>> from gradtx import scale_by_trust_ratio
       >>> tx = scale_by_trust_ratio()
       >>> p, g = jnp.array([3.0, 4.0]), jnp.array([0.0, 0.5])  # |p| = 5
       >>> tx.update(g, tx.init(p), p)[0].tolist()  # g · 5 / 0.5
@@ -144,7 +144,7 @@ def scale_by_param_block_norm(min_scale: chex.Numeric = 1e-3) -> GradientTransfo
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.layerwise import scale_by_param_block_norm
+      >>> from gradtx import scale_by_param_block_norm
       >>> tx = scale_by_param_block_norm()
       >>> p = jnp.array([3.0, 4.0])
       >>> tx.update(jnp.array([1.0, -1.0]), tx.init(p), p)[0].tolist()
@@ -168,7 +168,7 @@ def scale_by_param_block_rms(min_scale: chex.Numeric = 1e-3) -> GradientTransfor
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.layerwise import scale_by_param_block_rms
+      >>> from gradtx import scale_by_param_block_rms
       >>> tx = scale_by_param_block_rms()
       >>> p = jnp.array([3.0, -3.0])
       >>> tx.update(jnp.array([1.0, 0.5]), tx.init(p), p)[0].tolist()

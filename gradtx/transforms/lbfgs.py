@@ -95,7 +95,7 @@ def scale_by_lbfgs(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.lbfgs import scale_by_lbfgs
+      >>> from gradtx import scale_by_lbfgs
       >>> tx = scale_by_lbfgs(memory_size=3)
       >>> w = jnp.array([1.0, 2.0])
       >>> u, state = tx.update(jnp.array([3.0, 4.0]), tx.init(w), w)

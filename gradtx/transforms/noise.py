@@ -72,7 +72,7 @@ def add_noise(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.transforms.step_size_free import add_noise
+      >>> from gradtx import add_noise
       >>> tx = add_noise(eta=0.0, gamma=0.55, key=jax.random.key(0))
       >>> tx.update(jnp.ones(2), tx.init(None))[0].tolist()  # eta = 0: no noise
       [1.0, 1.0]

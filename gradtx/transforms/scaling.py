@@ -138,7 +138,7 @@ def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTre
 
     Examples:
       >>> import jax
-      >>> from gradtx.transforms.centralization import scale_gradient
+      >>> from gradtx import scale_gradient
       >>> float(jax.grad(lambda x: scale_gradient(x, 0.5) ** 2)(3.0))
       3.0
     """

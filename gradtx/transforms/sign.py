@@ -26,7 +26,7 @@ def scale_by_sign() -> GradientTransformation:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.belief import scale_by_sign
+      >>> from gradtx import scale_by_sign
       >>> tx = scale_by_sign()
       >>> u, _ = tx.update(jnp.array([-3.0, 0.0, 0.5]), tx.init(None))
       >>> u.tolist()

@@ -61,7 +61,7 @@ def hutchinson_estimator_diag_hessian(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.sophia import hutchinson_estimator_diag_hessian
+      >>> from gradtx import hutchinson_estimator_diag_hessian
       >>> est = hutchinson_estimator_diag_hessian()
       >>> obj_fn = lambda p: jnp.sum(jnp.array([1.0, 3.0]) * p**2)  # separable
       >>> p = jnp.zeros(2)

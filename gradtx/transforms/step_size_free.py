@@ -72,7 +72,7 @@ def scale_by_polyak(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.step_size_free import scale_by_polyak
+      >>> from gradtx import scale_by_polyak
       >>> tx = scale_by_polyak()
       >>> g = jnp.array([2.0, 0.0])  # f(x) = x0^2 at x0 = 1: f = 1, |g|^2 = 4
       >>> tx.update(g, tx.init(None), value=1.0)[0].tolist()
@@ -165,8 +165,7 @@ def scale_by_distance_over_gradients(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.step_size_free import (
-      ...     scale_by_distance_over_gradients)
+      >>> from gradtx import scale_by_distance_over_gradients
       >>> tx = scale_by_distance_over_gradients(reps_rel=0.5, eps=0.0)
       >>> p = jnp.array([3.0, 4.0])  # r = 0.5 · (1 + 5) = 3
       >>> tx.update(jnp.array([0.0, 2.0]), tx.init(p), p)[0].tolist()

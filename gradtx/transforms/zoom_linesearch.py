@@ -163,9 +163,9 @@ def scale_by_zoom_linesearch(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from gradtx.combinators.chain import chain
-      >>> from gradtx.transforms.scaling import scale
-      >>> from gradtx.transforms.zoom_linesearch import scale_by_zoom_linesearch
+      >>> from gradtx import chain
+      >>> from gradtx import scale
+      >>> from gradtx import scale_by_zoom_linesearch
       >>> f = lambda w: jnp.sum(w ** 2)
       >>> tx = chain(scale(-1.0), scale_by_zoom_linesearch(15))
       >>> w = jnp.array([1.0, 2.0, 3.0])

@@ -132,8 +132,8 @@ def conditionally_transform(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.conditionals import conditionally_transform
-      >>> from gradtx.transforms.scaling import scale
+      >>> from gradtx import conditionally_transform
+      >>> from gradtx import scale
       >>> tx = conditionally_transform(scale(10.0), lambda step: step % 2 == 0)
       >>> state = tx.init(jnp.zeros(1))
       >>> for _ in range(3):
@@ -197,8 +197,8 @@ def conditionally_mask(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.conditionals import conditionally_mask
-      >>> from gradtx.transforms.scaling import scale
+      >>> from gradtx import conditionally_mask
+      >>> from gradtx import scale
       >>> tx = conditionally_mask(scale(10.0), lambda step: step >= 1)
       >>> state = tx.init(jnp.zeros(1))
       >>> for _ in range(2):
@@ -294,8 +294,8 @@ def apply_if_finite(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.conditionals import apply_if_finite
-      >>> from gradtx.transforms.scaling import scale
+      >>> from gradtx import apply_if_finite
+      >>> from gradtx import scale
       >>> tx = apply_if_finite(scale(-0.1), max_consecutive_errors=3)
       >>> state = tx.init(jnp.zeros(2))
       >>> u, state = tx.update(jnp.array([1.0, jnp.nan]), state)

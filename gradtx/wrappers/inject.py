@@ -236,8 +236,8 @@ def inject_hyperparams(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adam import adam
-      >>> from gradtx.wrappers.inject import inject_hyperparams
+      >>> from gradtx import adam
+      >>> from gradtx import inject_hyperparams
       >>> opt = inject_hyperparams(adam)(learning_rate=lambda t: 0.1 / (t + 1))
       >>> state = opt.init(jnp.zeros(2))
       >>> round(float(state.hyperparams["learning_rate"]), 6)

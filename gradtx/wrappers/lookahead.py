@@ -102,9 +102,9 @@ def lookahead(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.adam import sgd
-      >>> from gradtx._core.base import apply_updates
-      >>> from gradtx.wrappers.lookahead import LookaheadParams, lookahead
+      >>> from gradtx import sgd
+      >>> from gradtx import apply_updates
+      >>> from gradtx import LookaheadParams, lookahead
       >>> opt = lookahead(sgd(0.5), sync_period=2, slow_step_size=0.5)
       >>> params = LookaheadParams.init_synced(jnp.array([1.0]))
       >>> state = opt.init(params)

@@ -241,7 +241,8 @@ def microbatch(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.microbatch import AccumulationType, microbatch
+      >>> from gradtx.microbatching import AccumulationType
+      >>> from gradtx import microbatch
       >>> fun = lambda x: (x * 2, jnp.sum(x))
       >>> acc = (AccumulationType.CONCAT, AccumulationType.SUM)
       >>> ys, total = microbatch(fun, 0, 2, acc)(jnp.arange(6.0))

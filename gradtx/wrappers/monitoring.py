@@ -57,8 +57,8 @@ def snapshot(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.monitoring import snapshot
-      >>> from gradtx._core.lifting import global_norm
+      >>> from gradtx import snapshot
+      >>> from gradtx import global_norm
       >>> tx = snapshot("norm", global_norm)
       >>> _, state = tx.update(jnp.array([3.0, 4.0]), tx.init(jnp.zeros(2)))
       >>> float(state.measurement["norm"])
@@ -112,8 +112,8 @@ def monitor(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.monitoring import measure_with_ema, monitor
-      >>> from gradtx._core.lifting import global_norm
+      >>> from gradtx import measure_with_ema, monitor
+      >>> from gradtx import global_norm
       >>> tx = monitor({"norm": global_norm,
       ...               "big": measure_with_ema(lambda u: global_norm(u) > 4, 0.9)})
       >>> _, state = tx.update(jnp.array([3.0, 4.0]), tx.init(jnp.zeros(2)))

@@ -147,8 +147,8 @@ class MultiSteps:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.multisteps import MultiSteps
-      >>> from gradtx.transforms.scaling import scale
+      >>> from gradtx import MultiSteps
+      >>> from gradtx import scale
       >>> opt = MultiSteps(scale(-1.0), every_k_schedule=2)
       >>> state = opt.init(jnp.zeros(1))
       >>> for g in (1.0, 3.0, 5.0, 7.0):

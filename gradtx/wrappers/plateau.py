@@ -104,7 +104,7 @@ def reduce_on_plateau(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.plateau import reduce_on_plateau
+      >>> from gradtx import reduce_on_plateau
       >>> tx = reduce_on_plateau(factor=0.5, patience=2)
       >>> grads = jnp.ones(2)
       >>> state = tx.init(grads)

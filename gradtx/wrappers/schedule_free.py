@@ -96,8 +96,8 @@ def schedule_free_eval_params(state: OptState, params: Params) -> Params:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.schedule_free import schedule_free_eval_params
-      >>> from gradtx.wrappers.schedule_free import schedule_free_sgd
+      >>> from gradtx import schedule_free_eval_params
+      >>> from gradtx import schedule_free_sgd
       >>> opt = schedule_free_sgd(learning_rate=0.5, b1=0.5)
       >>> params = jnp.array([2.0])
       >>> state = opt.init(params)
