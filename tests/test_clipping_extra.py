@@ -23,9 +23,9 @@ import reference_clipping_extra as RC
 from test_reference import DTYPE, STEPS, X64, _rel_err, _start
 
 import gradtx
-from gradtx.transforms import block_clipping as CE
-from gradtx.transforms import centralization as MI
-from gradtx.transforms import constraints as CO
+from gradtx import transforms as CE
+from gradtx import transforms as CO
+from gradtx import transforms as MI
 
 RTOL = 1e-10 if X64 else 1e-6
 

@@ -24,7 +24,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from .lifting import _paths, flatten_like
+from .lifting import flatten_like, leaf_paths
 
 Params = chex.ArrayTree
 """A pytree of parameters."""
@@ -253,7 +253,7 @@ def _add_update(p: Any, u: Any, i: int, params: Params) -> Any:
     u_dtype = jnp.result_type(u)
     if u_dtype == jax.dtypes.float0:
         return p  # no gradient, no change (an integer leaf under jax.grad)
-    path = lambda: _paths(params, is_leaf=_is_none)[i]  # only for a message
+    path = lambda: leaf_paths(params, is_leaf=_is_none)[i]  # only for a message
     if jnp.shape(u) != p.shape:
         raise ValueError(
             f"apply_updates: shape mismatch at leaf {path()}: `params` has shape "

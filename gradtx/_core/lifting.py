@@ -32,16 +32,16 @@ from . import placement as _sharding
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
-def _dtype(x: Any) -> jnp.dtype:
+def dtype_of(x: Any) -> jnp.dtype:
     return jnp.result_type(x)
 
 
-def _upcast(x: Any) -> Any:
+def upcast(x: Any) -> Any:
     x = jnp.asarray(x)
     return x.astype(jnp.float32) if x.dtype in _LOW_PRECISION else x
 
 
-def _cast(x: Any, dtype: jnp.dtype) -> Any:
+def cast_to(x: Any, dtype: jnp.dtype) -> Any:
     x = jnp.asarray(x)
     if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(
@@ -119,7 +119,7 @@ def square_state_like(tree: Any, dtype: Any = None, fill: Any = 0.0) -> Any:
     )
 
 
-def _paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
+def leaf_paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
     flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
     return [jax.tree_util.keystr(path) or "<root>" for path, _ in flat]
 
@@ -199,10 +199,10 @@ def check_leaf_dtypes(
     ``jax.grad(..., allow_int=True)`` returns for one) is named with the way out.
     """
     for i, g in enumerate(leaves):
-        dtype = _dtype(g)
+        dtype = dtype_of(g)
         if jnp.issubdtype(dtype, jnp.inexact):
             continue
-        path = _paths(updates)[i]
+        path = leaf_paths(updates)[i]
         kind = "a float0 gradient" if dtype == jax.dtypes.float0 else f"dtype {dtype}"
         raise TypeError(
             f"{owner}: leaf {path} of `updates` has {kind}; optimizers act on "
@@ -213,16 +213,16 @@ def check_leaf_dtypes(
         )
     for other, name in zip(others, names, strict=False):
         for i, o in enumerate(other):
-            dtype = _dtype(o)
+            dtype = dtype_of(o)
             if not jnp.issubdtype(dtype, jnp.inexact):
                 raise TypeError(
-                    f"{owner}: leaf {_paths(updates)[i]} of `{name}` has dtype "
-                    f"{dtype} where `updates` has {_dtype(leaves[i])}; a restored "
+                    f"{owner}: leaf {leaf_paths(updates)[i]} of `{name}` has dtype "
+                    f"{dtype} where `updates` has {dtype_of(leaves[i])}; a restored "
                     "or hand-made state of the wrong kind?"
                 )
 
 
-def _check_shapes(
+def check_shapes(
     updates: Any,
     leaves: Sequence[Any],
     others: Sequence[Sequence[Any]],
@@ -232,7 +232,7 @@ def _check_shapes(
     for j, other in enumerate(others):
         for i, (g, o) in enumerate(zip(leaves, other, strict=True)):
             if jnp.shape(g) != jnp.shape(o):
-                path = _paths(updates)[i]
+                path = leaf_paths(updates)[i]
                 raise ValueError(
                     f"{owner}: shape mismatch at leaf {path}: `updates` has "
                     f"shape {jnp.shape(g)} but `{names[j]}` has shape "
@@ -248,8 +248,8 @@ def _reject_complex(
             if jnp.iscomplexobj(x):
                 why = reason if isinstance(reason, str) else "its maths is real-only"
                 raise TypeError(
-                    f"{owner}: complex leaf {_paths(updates)[i]} (dtype "
-                    f"{_dtype(x)}) is not supported: {why}."
+                    f"{owner}: complex leaf {leaf_paths(updates)[i]} (dtype "
+                    f"{dtype_of(x)}) is not supported: {why}."
                 )
 
 
@@ -290,20 +290,20 @@ def map_leaves(
         flatten_like(treedef, t, name=n, owner=owner)
         for t, n in zip(trees, names, strict=False)
     ]
-    _check_shapes(updates, leaves, others, names, owner)
+    check_shapes(updates, leaves, others, names, owner)
     check_leaf_dtypes(owner, updates, leaves, others, names)
     if complex_ok is not True:
         _reject_complex(owner, updates, [leaves, *others], complex_ok)
     outs = []
     extras = zip(*per_leaf, strict=True) if per_leaf else [()] * len(leaves)
     for args, extra in zip(zip(leaves, *others, strict=True), extras, strict=True):
-        res = fn(*(_upcast(a) for a in args), *extra)
+        res = fn(*(upcast(a) for a in args), *extra)
         if nout == 1:
-            outs.append(_cast(res, _dtype(args[0])))
+            outs.append(cast_to(res, dtype_of(args[0])))
         else:
             outs.append(
                 tuple(
-                    _cast(r, _dtype(args[k])) if k < len(args) else r
+                    cast_to(r, dtype_of(args[k])) if k < len(args) else r
                     for k, r in enumerate(res)
                 )
             )
@@ -338,12 +338,14 @@ def tree_cast(tree: Any, dtype: Any) -> Any:
 
 def tree_cast_like(tree: Any, other_tree: Any) -> Any:
     """Casts each leaf of ``tree`` to the dtype of the same leaf of ``other_tree``."""
-    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, other_tree)
+    return jax.tree.map(
+        lambda x, y: jnp.asarray(x).astype(dtype_of(y)), tree, other_tree
+    )
 
 
 def tree_sum_of_squares(tree: Any) -> chex.Array:
     """``Σ |x|²`` over every element of every leaf, accumulated in float32+."""
-    sums = [jnp.sum(_maths.abs_sq(_upcast(x))) for x in jax.tree.leaves(tree)]
+    sums = [jnp.sum(_maths.abs_sq(upcast(x))) for x in jax.tree.leaves(tree)]
     return functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
 
 
@@ -355,7 +357,7 @@ def global_norm(updates: Any) -> chex.Array:
     scaled by their maximum (under ``lax.cond``: ordinary inputs pay one scalar
     test). An infinite element gives ``inf``, a NaN gives NaN.
     """
-    leaves = [_upcast(x) for x in jax.tree.leaves(updates)]
+    leaves = [upcast(x) for x in jax.tree.leaves(updates)]
     sums = [jnp.sum(_maths.abs_sq(x)) for x in leaves]
     total = functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
     if not leaves:
@@ -401,7 +403,7 @@ def leaf_norms(leaves: Sequence[Any], *, mean: bool = False) -> list[chex.Array]
     :func:`_maths.l2_norm` of each leaf. Low-precision leaves are reduced in
     float32; non-float leaves (left for the caller's dtype check) give 0.
     """
-    leaves = [_upcast(x) for x in leaves]
+    leaves = [upcast(x) for x in leaves]
     groups: dict[Any, list[int]] = {}
     for i, x in enumerate(leaves):
         if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
@@ -476,7 +478,7 @@ def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:
     round to 1 and divide by zero).
     """
     factor = _maths.debias_factor(decay, count)
-    return jax.tree.map(lambda m: (m / factor).astype(_dtype(m)), moment)
+    return jax.tree.map(lambda m: (m / factor).astype(dtype_of(m)), moment)
 
 
 def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -> Any:

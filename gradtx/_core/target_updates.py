@@ -16,7 +16,7 @@ import numpy as np
 
 from . import validation as _validate
 from .base import Params
-from .lifting import _check_shapes, _upcast, flatten_like
+from .lifting import check_shapes, flatten_like, upcast
 
 
 def _leaves(owner: str, new_tensors: Any, old_tensors: Any) -> tuple[Any, list, list]:
@@ -25,7 +25,7 @@ def _leaves(owner: str, new_tensors: Any, old_tensors: Any) -> tuple[Any, list, 
     new = flatten_like(
         treedef, new_tensors, name="new_tensors", owner=owner, ref="old_tensors"
     )
-    _check_shapes(old_tensors, old, [new], ["new_tensors"], owner)
+    check_shapes(old_tensors, old, [new], ["new_tensors"], owner)
     return treedef, new, old
 
 
@@ -63,7 +63,7 @@ def incremental_update(
     _validate.number(owner, "step_size", step_size, low=0.0, high=1.0)
     treedef, new, old = _leaves(owner, new_tensors, old_tensors)
     out = [
-        (step_size * _upcast(n) + (1.0 - step_size) * _upcast(o)).astype(o.dtype)
+        (step_size * upcast(n) + (1.0 - step_size) * upcast(o)).astype(o.dtype)
         for n, o in zip(new, old, strict=True)
     ]
     return treedef.unflatten(out)

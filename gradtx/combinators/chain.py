@@ -9,7 +9,7 @@ from .._core.base import (
 from .._core.traits import described
 
 
-def _check_transforms(owner: str, txs: Any) -> None:
+def check_transforms(owner: str, txs: Any) -> None:
     for i, tx in enumerate(txs):
         if not (hasattr(tx, "init") and hasattr(tx, "update")):
             raise TypeError(
@@ -38,7 +38,7 @@ def chain(*args: GradientTransformation) -> GradientTransformation:
       >>> tx = gradtx.chain(gradtx.clip_by_global_norm(1.0),
       ...                   gradtx.scale_by_adam(), gradtx.scale(-1e-3))
     """
-    _check_transforms("chain", args)
+    check_transforms("chain", args)
     txs = [with_extra_args_support(t) for t in args]
 
     def init_fn(params):
@@ -81,7 +81,7 @@ def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransforma
         names.append(arg[0])
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be unique, got {names}.")
-    _check_transforms("named_chain", [t for _, t in args])
+    check_transforms("named_chain", [t for _, t in args])
     txs = {name: with_extra_args_support(t) for name, t in args}
 
     def init_fn(params):

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core.base import GradientTransformation, with_extra_args_support
-from .._core.lifting import _check_shapes, flatten_like
+from .._core.lifting import check_shapes, flatten_like
 from .._core.placement import auto_axes, on_mesh
-from .chain import _check_transforms
+from .chain import check_transforms
 
 
 def _concat(leaves: list[Any]) -> jax.Array:
@@ -58,7 +58,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
       [[2.0, 2.0], [2.0, 2.0]]
     """
     owner = "flatten"
-    _check_transforms(owner, [inner])
+    check_transforms(owner, [inner])
     inner = with_extra_args_support(inner)
 
     def init_fn(params):
@@ -69,7 +69,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
         flat_params = None
         if params is not None:
             p_leaves = flatten_like(treedef, params, name="params", owner=owner)
-            _check_shapes(updates, leaves, [p_leaves], ["params"], owner)
+            check_shapes(updates, leaves, [p_leaves], ["params"], owner)
             flat_params = _concat(p_leaves)
         flat, state = inner.update(_concat(leaves), state, flat_params, **extra_args)
         ends = np.cumsum([np.size(x) for x in leaves])[:-1].tolist()

@@ -15,7 +15,7 @@ from .._core.base import (
 from .._core.lifting import first_difference
 from .._core.state_paths import ParamsPlaceholder
 from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
-from .chain import _check_transforms
+from .chain import check_transforms
 
 
 class MaskedState(NamedTuple):
@@ -92,7 +92,7 @@ def masked(
       inner state holds :class:`MaskedNode` where leaves are masked out, so it
       costs no memory there.
     """
-    _check_transforms("masked", [inner])
+    check_transforms("masked", [inner])
     inner = with_extra_args_support(inner)
 
     def init_fn(params):

@@ -24,7 +24,7 @@ from .._core import maths as _maths
 from .._core import placement as _sharding
 from .._core.base import GradientTransformation, apply_updates
 from .._core.traits import Description, describe
-from ..transforms.adam import _bias_corrections
+from ..transforms.adam import bias_corrections
 from ..transforms.clipping import global_clip_factor
 from . import native as _native
 
@@ -105,7 +105,7 @@ def _scalars(plan: _Plan, grads: Any, state: Any, new_state: Any) -> dict[str, A
     hyper = plan.adam.description.args
     b1, b2 = hyper["b1"], hyper["b2"]
     count = _at(new_state, plan.adam.path).count
-    c1, c2, c1n = _bias_corrections(b1, b2, count, hyper["nesterov"])
+    c1, c2, c1n = bias_corrections(b1, b2, count, hyper["nesterov"])
     lr = plan.lr.description
     if lr.kind == "scale":
         nlr = lr.args["step_size"]

@@ -7,7 +7,7 @@ import chex
 
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
-from ..transforms.adopt import _quarter_power, scale_by_adopt
+from ..transforms.adopt import quarter_power, scale_by_adopt
 from .adam import _lr
 
 
@@ -20,7 +20,7 @@ def adopt(
     *,
     nesterov: bool = False,
     use_clipping: bool = True,
-    clip_value_fn: Callable[[chex.Array], chex.Array] = _quarter_power,
+    clip_value_fn: Callable[[chex.Array], chex.Array] = quarter_power,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""ADOPT: Adam that normalises by the *previous* second moment.

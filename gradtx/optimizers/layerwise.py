@@ -20,7 +20,7 @@ from ..combinators.chain import chain
 from ..combinators.masked import masked
 from ..transforms.adam import scale_by_adam
 from ..transforms.layerwise import (
-    _add_scaled_params,
+    add_scaled_params,
     scale_by_trust_ratio,
 )
 from ..transforms.moments import trace
@@ -70,7 +70,7 @@ def fromage(
     return chain(
         scale_by_trust_ratio(min_norm),
         _lr("fromage", step),
-        _add_scaled_params(decay),
+        add_scaled_params(decay),
     )
 
 

@@ -26,7 +26,7 @@ from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
 from ..optimizers.adam import _lr
 from ..transforms.weight_decay import add_decayed_weights
-from .quantized import _check_sizes, scale_by_adam_8bit, trace_8bit
+from .quantized import check_sizes, scale_by_adam_8bit, trace_8bit
 
 
 def adam_8bit(
@@ -189,7 +189,7 @@ def sgd_8bit(
       [0.95, -2.05]
     """
     _validate.flag("sgd_8bit", "nesterov", nesterov)
-    _check_sizes("sgd_8bit", block_size, min_size)
+    check_sizes("sgd_8bit", block_size, min_size)
     mom = identity()
     if momentum is not None:
         mom = trace_8bit(momentum, nesterov, block_size=block_size, min_size=min_size)

@@ -66,7 +66,7 @@ import numpy as np
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
-from .._core.lifting import _paths, flatten_like, map_leaves
+from .._core.lifting import flatten_like, leaf_paths, map_leaves
 from .._core.placement import (
     auto_axes,
     full_like,
@@ -74,8 +74,8 @@ from .._core.placement import (
     leading_slices_align,
     zeros_derived,
 )
-from ..transforms.adam import _bias_corrections, _check_adam_args, _first_moment_hat
-from ..transforms.moments import _trace_leaf
+from ..transforms.adam import bias_corrections, check_adam_args, first_moment_hat
+from ..transforms.moments import trace_leaf
 
 
 def _dynamic_magnitudes(k: int) -> np.ndarray:
@@ -295,7 +295,7 @@ def _check_int(owner: str, name: str, value: Any, *, low: int) -> None:
 
 def _init_moment(owner: str, params: Any, block_size, min_size, signed) -> Any:
     """Zero state: a :class:`QuantizedArray` per large leaf, float32 zeros else."""
-    paths = _paths(params)
+    paths = leaf_paths(params)
 
     def leaf(i, p):
         if jnp.iscomplexobj(p):
@@ -336,7 +336,7 @@ def _unpack(owner, name, updates, state, sizes, signed) -> tuple[Any, list[bool]
         if is_q != isinstance(s, QuantizedArray):
             want = "a QuantizedArray" if is_q else "a float32 array"
             raise ValueError(
-                f"{owner}: leaf {_paths(updates)[i]} of `{name}` is a "
+                f"{owner}: leaf {leaf_paths(updates)[i]} of `{name}` is a "
                 f"{type(s).__name__} where {want} is expected for a leaf of "
                 f"{size} elements (min_size={min_size}). Was the state made by "
                 "`init` with other block_size/min_size, or for other params?"
@@ -345,7 +345,7 @@ def _unpack(owner, name, updates, state, sizes, signed) -> tuple[Any, list[bool]
             problem = _layout_problem(s, size, signed, block_size)
             if problem:
                 raise ValueError(
-                    f"{owner}: leaf {_paths(updates)[i]} of `{name}` {problem} "
+                    f"{owner}: leaf {leaf_paths(updates)[i]} of `{name}` {problem} "
                     f"(updates shape {list(jnp.shape(g))}). Was the state made by "
                     "`init` with another block_size, or for other params?"
                 )
@@ -367,7 +367,7 @@ def _repack(tree: Any, quantised: list[bool], block_size: int, signed: bool) -> 
     )
 
 
-def _check_sizes(owner: str, block_size: Any, min_size: Any) -> None:
+def check_sizes(owner: str, block_size: Any, min_size: Any) -> None:
     _check_int(owner, "block_size", block_size, low=1)
     _check_int(owner, "min_size", min_size, low=0)
 
@@ -393,7 +393,7 @@ class ScaleByAdam8bitState(NamedTuple):
 def _adam_8bit_leaf(g, mu, s, *, b1, b2, eps, eps_root, c1, c2, c1_next):
     mu = _maths.ema(g, mu, b1)
     nu = _maths.ema_sq(g, s * s, b2)
-    mu_hat = _first_moment_hat(g, mu, b1, c1, c1_next)
+    mu_hat = first_moment_hat(g, mu, b1, c1, c1_next)
     return mu_hat / (jnp.sqrt(nu / c2 + eps_root) + eps), mu, jnp.sqrt(nu)
 
 
@@ -428,9 +428,9 @@ def scale_by_adam_8bit(
         leaf at ``init``, or a state whose layout does not fit the updates.
     """
     owner = "scale_by_adam_8bit"
-    _check_adam_args(owner, b1, b2, eps, eps_root)
+    check_adam_args(owner, b1, b2, eps, eps_root)
     _validate.flag(owner, "nesterov", nesterov)
-    _check_sizes(owner, block_size, min_size)
+    check_sizes(owner, block_size, min_size)
     sizes = (block_size, min_size)
 
     def init_fn(params):
@@ -446,7 +446,7 @@ def scale_by_adam_8bit(
         mu, quantised = _unpack(owner, "mu", updates, state.mu, sizes, True)
         s, _ = _unpack(owner, "nu_sqrt", updates, state.nu_sqrt, sizes, False)
         count = _maths.safe_increment(state.count)
-        c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
+        c1, c2, c1_next = bias_corrections(b1, b2, count, nesterov)
         consts = dict(
             b1=b1, b2=b2, eps=eps, eps_root=eps_root, c1=c1, c2=c2, c1_next=c1_next
         )
@@ -513,7 +513,7 @@ def trace_8bit(
     owner = "trace_8bit"
     _validate.decay(owner, "decay", decay, allow_one=True)
     _validate.flag(owner, "nesterov", nesterov)
-    _check_sizes(owner, block_size, min_size)
+    check_sizes(owner, block_size, min_size)
     sizes = (block_size, min_size)
 
     def init_fn(params):
@@ -524,7 +524,7 @@ def trace_8bit(
         check_state(owner, state, Trace8bitState)
         trace, quantised = _unpack(owner, "trace", updates, state.trace, sizes, True)
         updates, trace = map_leaves(
-            lambda g, t: _trace_leaf(g, t, decay=decay, nesterov=nesterov),
+            lambda g, t: trace_leaf(g, t, decay=decay, nesterov=nesterov),
             updates,
             trace,
             names=["trace"],

@@ -48,14 +48,14 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import (
-    _paths,
     check_leaf_dtypes,
     flatten_like,
+    leaf_paths,
     map_leaves,
     tree_zeros_like,
 )
-from ..combinators.chain import _check_transforms
-from ..transforms.noise import _as_key
+from ..combinators.chain import check_transforms
+from ..transforms.noise import as_key
 
 _BF16 = jnp.dtype(jnp.bfloat16)
 _F16 = jnp.dtype(jnp.float16)
@@ -145,13 +145,13 @@ def _flat_params(owner, updates, params, supported, what):
     for i, (u, dtype) in enumerate(zip(u_leaves, dtypes, strict=True)):
         if dtype not in supported:
             raise TypeError(
-                f"{owner}: leaf {_paths(updates)[i]} of `params` has dtype "
+                f"{owner}: leaf {leaf_paths(updates)[i]} of `params` has dtype "
                 f"{dtype}; {what} Keep other leaves out of it "
                 "(`gradtx.partition`, `gradtx.masked`)."
             )
         if jnp.iscomplexobj(u) and not jnp.issubdtype(dtype, jnp.complexfloating):
             raise TypeError(
-                f"{owner}: leaf {_paths(updates)[i]} has a complex update "
+                f"{owner}: leaf {leaf_paths(updates)[i]} has a complex update "
                 f"({jnp.result_type(u)}) for a real {dtype} parameter: the "
                 "imaginary part would be dropped."
             )
@@ -236,7 +236,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
       (1.0, 0.98828125)
     """
     owner = "kahan_summation"
-    _check_transforms(owner, [inner])
+    check_transforms(owner, [inner])
     inner = with_extra_args_support(inner)
     what = "kahan_summation supports bfloat16, float16, float32, float64, complex."
     supported = (_BF16, _F16, *_FULL)
@@ -343,9 +343,9 @@ def stochastic_rounding(
       [1.0, 1.0078125]
     """
     owner = "stochastic_rounding"
-    _check_transforms(owner, [inner])
+    check_transforms(owner, [inner])
     inner = with_extra_args_support(inner)
-    key = _as_key(owner, key)
+    key = as_key(owner, key)
     what = (
         "stochastic_rounding rounds bfloat16 and float16 parameters and passes "
         "float32, float64 and complex ones through."

@@ -6,7 +6,7 @@ from jax.core import Tracer
 from .._core import validation as _validate
 from .._core.base import Schedule
 from .join import join_schedules
-from .polynomial import Numeric, _check, linear_schedule
+from .polynomial import Numeric, check_schedule_args, linear_schedule
 
 
 def cosine_decay_schedule(
@@ -42,7 +42,7 @@ def cosine_decay_schedule(
       Restarts <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
     """
     owner = "cosine_decay_schedule"
-    _check(owner, _validate.number, init_value=init_value, alpha=alpha)
+    check_schedule_args(owner, _validate.number, init_value=init_value, alpha=alpha)
     _validate.integer(owner, "decay_steps", decay_steps, low=1)
     _validate.non_negative(owner, "exponent", exponent)
     horizon = float(decay_steps)  # a checked Python int; a float cannot overflow
@@ -107,9 +107,13 @@ def warmup_cosine_decay_schedule(
       Restarts <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
     """
     owner = "warmup_cosine_decay_schedule"
-    _check(owner, _validate.number, init_value=init_value, peak_value=peak_value)
+    check_schedule_args(
+        owner, _validate.number, init_value=init_value, peak_value=peak_value
+    )
     _validate.number(owner, "end_value", end_value)
-    _check(owner, _validate.integer, warmup_steps=warmup_steps, decay_steps=decay_steps)
+    check_schedule_args(
+        owner, _validate.integer, warmup_steps=warmup_steps, decay_steps=decay_steps
+    )
     _validate.non_negative(owner, "exponent", exponent)
     if decay_steps <= warmup_steps:
         raise ValueError(

@@ -6,7 +6,7 @@ from .._core import validation as _validate
 from .._core.base import Schedule
 from .polynomial import Numeric, constant_schedule
 
-_POSITIVE_FINITE = dict(low=0.0, low_open=True, high_open=True)
+POSITIVE_FINITE = dict(low=0.0, low_open=True, high_open=True)
 
 
 def exponential_decay(
@@ -46,7 +46,7 @@ def exponential_decay(
     _validate.number(owner, "init_value", init_value)
     _validate.integer(owner, "transition_steps", transition_steps)
     _validate.integer(owner, "transition_begin", transition_begin)
-    _validate.number(owner, "decay_rate", decay_rate, **_POSITIVE_FINITE)
+    _validate.number(owner, "decay_rate", decay_rate, **POSITIVE_FINITE)
     _validate.flag(owner, "staircase", staircase)
     if end_value is not None:
         _validate.number(owner, "end_value", end_value)

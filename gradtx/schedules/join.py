@@ -8,14 +8,14 @@ from jax.core import Tracer
 
 from .._core import validation as _validate
 from .._core.base import Schedule
-from .polynomial import _type_error
+from .polynomial import schedule_type_error
 
 
 def _as_list(owner: str, name: str, value, what: str, check) -> list:
     """A list from a sequence; a lone schedule or number is a common mistake."""
     lone = callable(value) or isinstance(value, (str, Mapping, Tracer))
     if lone or not isinstance(value, Iterable):
-        raise _type_error(owner, name, value, f"a sequence of {what}")
+        raise schedule_type_error(owner, name, value, f"a sequence of {what}")
     items = list(value)
     for i, item in enumerate(items):
         check(owner, f"{name}[{i}]", item)
@@ -24,7 +24,9 @@ def _as_list(owner: str, name: str, value, what: str, check) -> list:
 
 def _callable(owner: str, name: str, value) -> None:
     if not callable(value):
-        raise _type_error(owner, name, value, "a schedule (a callable step -> value)")
+        raise schedule_type_error(
+            owner, name, value, "a schedule (a callable step -> value)"
+        )
 
 
 def join_schedules(

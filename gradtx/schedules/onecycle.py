@@ -14,9 +14,9 @@ from jax.core import Tracer
 
 from .._core import validation as _validate
 from .._core.base import Schedule
-from .exponential import _POSITIVE_FINITE
+from .exponential import POSITIVE_FINITE
 from .join import join_schedules
-from .polynomial import _type_error, constant_schedule
+from .polynomial import constant_schedule, schedule_type_error
 
 Numeric = chex.Numeric
 
@@ -63,7 +63,9 @@ def _interpolated(kind: str, init_value, jumps: list) -> Schedule:
 def _checked_jumps(owner: str, boundaries_and_scales) -> list:
     jumps = {} if boundaries_and_scales is None else boundaries_and_scales
     if not isinstance(jumps, Mapping):
-        raise _type_error(owner, "boundaries_and_scales", jumps, "a dict or None")
+        raise schedule_type_error(
+            owner, "boundaries_and_scales", jumps, "a dict or None"
+        )
     for boundary, scale in jumps.items():
         _validate.integer(owner, "boundaries_and_scales key", boundary)
         _validate.non_negative(owner, f"boundaries_and_scales[{boundary}]", scale)
@@ -130,8 +132,8 @@ def _concrete_fraction(owner: str, name: str, value) -> float:
 def _onecycle_checks(owner, transition_steps, peak_value, div_factor, final_div):
     _validate.integer(owner, "transition_steps", transition_steps, low=1)
     _validate.number(owner, "peak_value", peak_value)
-    _validate.number(owner, "div_factor", div_factor, **_POSITIVE_FINITE)
-    _validate.number(owner, "final_div_factor", final_div, **_POSITIVE_FINITE)
+    _validate.number(owner, "div_factor", div_factor, **POSITIVE_FINITE)
+    _validate.number(owner, "final_div_factor", final_div, **POSITIVE_FINITE)
     return int(transition_steps)
 
 

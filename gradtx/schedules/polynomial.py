@@ -24,12 +24,12 @@ __all__ = [
 ]
 
 
-def _check(owner: str, check, **values) -> None:
+def check_schedule_args(owner: str, check, **values) -> None:
     for name, value in values.items():
         check(owner, name, value)
 
 
-def _type_error(owner: str, name: str, value, expected: str) -> TypeError:
+def schedule_type_error(owner: str, name: str, value, expected: str) -> TypeError:
     got = f"{value!r} of type {type(value).__name__}"
     return TypeError(f"{owner}: `{name}` must be {expected}, got {got}.")
 
@@ -54,7 +54,9 @@ def constant_schedule(value: Numeric) -> Schedule:
 
 def _polynomial(owner, init_value, end_value, power, transition_steps, begin):
     """The ramp behind :func:`polynomial_schedule` and :func:`linear_schedule`."""
-    _check(owner, _validate.number, init_value=init_value, end_value=end_value)
+    check_schedule_args(
+        owner, _validate.number, init_value=init_value, end_value=end_value
+    )
     _validate.non_negative(owner, "power", power)
     _validate.integer(owner, "transition_steps", transition_steps)
     _validate.integer(owner, "transition_begin", begin)
@@ -163,7 +165,9 @@ def piecewise_constant_schedule(
     _validate.number(owner, "init_value", init_value)
     jumps = {} if boundaries_and_scales is None else boundaries_and_scales
     if not isinstance(jumps, Mapping):
-        raise _type_error(owner, "boundaries_and_scales", jumps, "a dict or None")
+        raise schedule_type_error(
+            owner, "boundaries_and_scales", jumps, "a dict or None"
+        )
     for boundary, scale in jumps.items():
         _validate.integer(owner, "boundaries_and_scales key", boundary)
         _validate.non_negative(owner, f"boundaries_and_scales[{boundary}]", scale)

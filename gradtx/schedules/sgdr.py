@@ -6,7 +6,7 @@ from .._core.base import Schedule
 from .cosine import warmup_cosine_decay_schedule
 from .join import join_schedules
 from .onecycle import Numeric
-from .polynomial import _type_error
+from .polynomial import schedule_type_error
 
 
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Numeric]]) -> Schedule:
@@ -40,11 +40,13 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Numeric]]) -> Schedule:
     owner = "sgdr_schedule"
     lone = isinstance(cosine_kwargs, (str, Mapping)) or callable(cosine_kwargs)
     if lone or not isinstance(cosine_kwargs, Iterable):
-        raise _type_error(owner, "cosine_kwargs", cosine_kwargs, "a sequence of dicts")
+        raise schedule_type_error(
+            owner, "cosine_kwargs", cosine_kwargs, "a sequence of dicts"
+        )
     cycles, starts = [], [0]
     for i, kwargs in enumerate(cosine_kwargs):
         if not isinstance(kwargs, Mapping):
-            raise _type_error(owner, f"cosine_kwargs[{i}]", kwargs, "a dict")
+            raise schedule_type_error(owner, f"cosine_kwargs[{i}]", kwargs, "a dict")
         try:
             cycles.append(warmup_cosine_decay_schedule(**kwargs))
         except (TypeError, ValueError) as e:

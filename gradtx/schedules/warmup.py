@@ -2,10 +2,10 @@
 
 from .._core import validation as _validate
 from .._core.base import Schedule
-from .exponential import _POSITIVE_FINITE, exponential_decay
+from .exponential import POSITIVE_FINITE, exponential_decay
 from .join import join_schedules
 from .onecycle import Numeric
-from .polynomial import _check, linear_schedule
+from .polynomial import check_schedule_args, linear_schedule
 
 
 def warmup_constant_schedule(
@@ -34,7 +34,9 @@ def warmup_constant_schedule(
       [0.0, 0.5, 1.0, 1.0]
     """
     owner = "warmup_constant_schedule"
-    _check(owner, _validate.number, init_value=init_value, peak_value=peak_value)
+    check_schedule_args(
+        owner, _validate.number, init_value=init_value, peak_value=peak_value
+    )
     _validate.integer(owner, "warmup_steps", warmup_steps)
     return linear_schedule(init_value, peak_value, warmup_steps)
 
@@ -88,15 +90,17 @@ def warmup_exponential_decay_schedule(
       [0.5, 1.0, 0.5, 0.25]
     """
     owner = "warmup_exponential_decay_schedule"
-    _check(owner, _validate.number, init_value=init_value, peak_value=peak_value)
-    _check(
+    check_schedule_args(
+        owner, _validate.number, init_value=init_value, peak_value=peak_value
+    )
+    check_schedule_args(
         owner,
         _validate.integer,
         warmup_steps=warmup_steps,
         transition_steps=transition_steps,
         transition_begin=transition_begin,
     )
-    _validate.number(owner, "decay_rate", decay_rate, **_POSITIVE_FINITE)
+    _validate.number(owner, "decay_rate", decay_rate, **POSITIVE_FINITE)
     _validate.flag(owner, "staircase", staircase)
     if end_value is not None:
         _validate.number(owner, "end_value", end_value)

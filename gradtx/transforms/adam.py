@@ -20,7 +20,7 @@ class ScaleByAdamState(NamedTuple):
     nu: Updates
 
 
-def _check_adam_args(owner, b1, b2, eps, eps_root=0.0, mu_dtype=None):
+def check_adam_args(owner, b1, b2, eps, eps_root=0.0, mu_dtype=None):
     _validate.decay(owner, "b1", b1)
     _validate.decay(owner, "b2", b2)
     _validate.non_negative(owner, "eps", eps)
@@ -28,14 +28,14 @@ def _check_adam_args(owner, b1, b2, eps, eps_root=0.0, mu_dtype=None):
     return _validate.float_dtype(owner, "mu_dtype", mu_dtype)
 
 
-def _first_moment_hat(g, mu, b1, c1, c1_next):
+def first_moment_hat(g, mu, b1, c1, c1_next):
     """``m̂``: bias-corrected, or Nesterov's look-ahead when ``c1_next`` is set."""
     if c1_next is None:
         return mu / c1
     return b1 * (mu / c1_next) + _maths.one_minus(b1) * (g / c1)
 
 
-def _bias_corrections(b1, b2, count, nesterov):
+def bias_corrections(b1, b2, count, nesterov):
     """``(1 − b1^t, 1 − b2^t, 1 − b1^(t+1) or None)`` for the step count ``t``."""
     c1_next = None
     if nesterov:
@@ -47,7 +47,7 @@ def _bias_corrections(b1, b2, count, nesterov):
 def _adam_leaf(g, mu, nu, *, b1, b2, eps, eps_root, c1, c2, c1_next):
     mu = _maths.ema(g, mu, b1)
     nu = _maths.ema_sq(g, nu, b2)
-    mu_hat = _first_moment_hat(g, mu, b1, c1, c1_next)
+    mu_hat = first_moment_hat(g, mu, b1, c1, c1_next)
     return mu_hat / (jnp.sqrt(nu / c2 + eps_root) + eps), mu, nu
 
 
@@ -82,7 +82,7 @@ def scale_by_adam(
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
     """
-    mu_dtype = _check_adam_args("scale_by_adam", b1, b2, eps, eps_root, mu_dtype)
+    mu_dtype = check_adam_args("scale_by_adam", b1, b2, eps, eps_root, mu_dtype)
     nu_dtype = _validate.float_dtype("scale_by_adam", "nu_dtype", nu_dtype)
     _validate.flag("scale_by_adam", "nesterov", nesterov)
 
@@ -97,7 +97,7 @@ def scale_by_adam(
         del params, extra_args
         check_state("scale_by_adam", state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
-        c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
+        c1, c2, c1_next = bias_corrections(b1, b2, count, nesterov)
         consts = dict(
             b1=b1, b2=b2, eps=eps, eps_root=eps_root, c1=c1, c2=c2, c1_next=c1_next
         )
@@ -153,7 +153,7 @@ def scale_by_amsgrad(
       A :class:`GradientTransformation` with state :class:`ScaleByAmsgradState`.
     """
     owner = "scale_by_amsgrad"
-    mu_dtype = _check_adam_args(owner, b1, b2, eps, eps_root, mu_dtype)
+    mu_dtype = check_adam_args(owner, b1, b2, eps, eps_root, mu_dtype)
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
     _validate.flag(owner, "bias_correction_mu", bias_correction_mu)
     _validate.flag(owner, "bias_correction_nu", bias_correction_nu)
@@ -218,7 +218,7 @@ def scale_by_adamax(
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`
       (``nu`` holds the infinity norm).
     """
-    _check_adam_args("scale_by_adamax", b1, b2, eps)
+    check_adam_args("scale_by_adamax", b1, b2, eps)
 
     mu_dtype = _validate.float_dtype("scale_by_adamax", "mu_dtype", mu_dtype)
     nu_dtype = _validate.float_dtype("scale_by_adamax", "nu_dtype", nu_dtype)

@@ -20,15 +20,15 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import NO_PARAMS_MSG, GradientTransformation, Updates, check_state
 from .._core.lifting import (
-    _cast,
-    _dtype,
-    _paths,
-    _upcast,
+    cast_to,
+    dtype_of,
     flatten_like,
+    leaf_paths,
     map_leaves,
     state_zeros_like,
     tree_full_like,
     tree_zeros_like,
+    upcast,
 )
 from .._core.placement import zeros_derived
 from ..engines.pack import packed_guard
@@ -104,7 +104,7 @@ def scale_by_novograd(
 
     def init_fn(params):
         refuse(params)
-        nu = jax.tree.map(lambda p: jnp.zeros([], _dtype(p)), params)
+        nu = jax.tree.map(lambda p: jnp.zeros([], dtype_of(p)), params)
         return ScaleByNovogradState(
             count=jnp.zeros([], jnp.int32), mu=state_zeros_like(params, mu_dtype), nu=nu
         )
@@ -127,21 +127,25 @@ def scale_by_novograd(
         first = state.count == 0
         out = []
         for path, g, mu, nu, p in zip(
-            _paths(updates), leaves, mus, nus, ps, strict=True
+            leaf_paths(updates), leaves, mus, nus, ps, strict=True
         ):
             if jnp.shape(nu) != ():
                 raise _shape_error(owner, path, "nu", jnp.shape(nu), "()")
             for name, x in (("mu", mu), ("params", p)):
                 if jnp.shape(x) != jnp.shape(g):
                     raise _shape_error(owner, path, name, jnp.shape(x), jnp.shape(g))
-            g32, sq = _upcast(g), jnp.sum(_maths.abs_sq(_upcast(g)))
-            v = jnp.where(first, sq, _maths.ema(sq, _upcast(nu), b2))
+            g32, sq = upcast(g), jnp.sum(_maths.abs_sq(upcast(g)))
+            v = jnp.where(first, sq, _maths.ema(sq, upcast(nu), b2))
             step = g32 / (jnp.sqrt(v + eps_root) + eps)
             if decays:
-                step = step + wd * _upcast(p)
-            m = jnp.where(first, step, b1 * _upcast(mu) + step)
+                step = step + wd * upcast(p)
+            m = jnp.where(first, step, b1 * upcast(mu) + step)
             out.append(
-                (_cast(m, _dtype(g)), _cast(m, _dtype(mu)), _cast(v, _dtype(nu)))
+                (
+                    cast_to(m, dtype_of(g)),
+                    cast_to(m, dtype_of(mu)),
+                    cast_to(v, dtype_of(nu)),
+                )
             )
         u, mu, nu = _unflatten_columns(treedef, out, 3)
         count = _maths.safe_increment(state.count)
@@ -294,7 +298,7 @@ def _sm3_shapes(shape):
 
 
 def _sm3_cover(x):
-    dtype, shape = _dtype(x), jnp.shape(x)
+    dtype, shape = dtype_of(x), jnp.shape(x)
     dims = [(i,) for i in range(len(shape))] if shape else [()]
     shapes = _sm3_shapes(shape)
     return [zeros_derived(x, s, dtype, d) for s, d in zip(shapes, dims, strict=True)]
@@ -367,7 +371,7 @@ def scale_by_sm3(
         mus = flatten_like(treedef, state.mu, name="mu", owner=owner)
         nus = flatten_like(treedef, state.nu, name="nu", owner=owner)
         out = []
-        for path, g, mu, nu in zip(_paths(updates), leaves, mus, nus, strict=True):
+        for path, g, mu, nu in zip(leaf_paths(updates), leaves, mus, nus, strict=True):
             want = _sm3_shapes(jnp.shape(g))
             got = (
                 [jnp.shape(m) for m in mu]
@@ -379,10 +383,10 @@ def scale_by_sm3(
             if jnp.shape(nu) != jnp.shape(g):
                 raise _shape_error(owner, path, "nu", jnp.shape(nu), jnp.shape(g))
             u, new_mu, new_nu = _sm3_leaf(
-                _upcast(g), [_upcast(m) for m in mu], _upcast(nu), b1=b1, b2=b2, eps=eps
+                upcast(g), [upcast(m) for m in mu], upcast(nu), b1=b1, b2=b2, eps=eps
             )
-            new_mu = [_cast(a, _dtype(m)) for a, m in zip(new_mu, mu, strict=True)]
-            out.append((_cast(u, _dtype(g)), new_mu, _cast(new_nu, _dtype(nu))))
+            new_mu = [cast_to(a, dtype_of(m)) for a, m in zip(new_mu, mu, strict=True)]
+            out.append((cast_to(u, dtype_of(g)), new_mu, cast_to(new_nu, dtype_of(nu))))
         u, mu, nu = _unflatten_columns(treedef, out, 3)
         return u, ScaleBySM3State(mu=mu, nu=nu)
 

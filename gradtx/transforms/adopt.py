@@ -13,7 +13,7 @@ from .._core.lifting import map_leaves, square_state_like, state_zeros_like
 from .adam import ScaleByAdamState
 
 
-def _quarter_power(count):
+def quarter_power(count):
     return count**0.25
 
 
@@ -25,7 +25,7 @@ def scale_by_adopt(
     *,
     nesterov: bool = False,
     use_clipping: bool = True,
-    clip_value_fn: Callable[[chex.Array], chex.Array] = _quarter_power,
+    clip_value_fn: Callable[[chex.Array], chex.Array] = quarter_power,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     """ADOPT scaling: normalise ``g`` by the *previous* second moment, then average.

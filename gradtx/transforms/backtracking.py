@@ -35,7 +35,7 @@ from .._core.base import (
     Updates,
     check_state,
 )
-from .._core.lifting import _upcast, flatten_like, map_leaves, tree_zeros_like
+from .._core.lifting import flatten_like, map_leaves, tree_zeros_like, upcast
 from .._core.placement import auto_axes
 
 # --------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def tree_vdot(x: Any, y: Any, *, owner: str, name: str, ref: str) -> chex.Array:
     ys = flatten_like(treedef, y, name=name, owner=owner, ref=ref)
     total = 0
     for a, b in zip(xs, ys, strict=True):
-        a, b = _upcast(a), _upcast(b)
+        a, b = upcast(a), upcast(b)
         if a.shape != b.shape:
             raise ValueError(
                 f"{owner}: shape mismatch: `{ref}` has a leaf of shape "
@@ -72,7 +72,7 @@ def tree_sq_norm(x: Any) -> chex.Array:
     """``Σ |x|²`` over every element of every leaf (float32 or wider)."""
     total = 0
     for a in jax.tree.leaves(x):
-        a = _upcast(a)
+        a = upcast(a)
         total = total + jnp.sum(jnp.square(a.real) + jnp.square(a.imag))
     return jnp.asarray(total)
 

@@ -21,14 +21,14 @@ from .._core.lifting import (
     state_zeros_like,
 )
 from .adam import (
-    _bias_corrections,
-    _check_adam_args,
-    _first_moment_hat,
+    bias_corrections,
+    check_adam_args,
+    first_moment_hat,
 )
 
 
-def _check_moment_args(owner, b1, b2, eps, eps_root, nesterov=False):
-    _check_adam_args(owner, b1, b2, eps, eps_root)
+def check_moment_args(owner, b1, b2, eps, eps_root, nesterov=False):
+    check_adam_args(owner, b1, b2, eps, eps_root)
     _validate.flag(owner, "nesterov", nesterov)
 
 
@@ -70,7 +70,7 @@ def scale_by_belief(
       A :class:`GradientTransformation` with state :class:`ScaleByBeliefState`.
     """
     owner = "scale_by_belief"
-    _check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
+    check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
 
     mu_dtype = _validate.float_dtype("scale_by_belief", "mu_dtype", mu_dtype)
     nu_dtype = _validate.float_dtype("scale_by_belief", "nu_dtype", nu_dtype)
@@ -86,12 +86,12 @@ def scale_by_belief(
         del params, extra_args
         check_state(owner, state, ScaleByBeliefState)
         count = _maths.safe_increment(state.count)
-        c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
+        c1, c2, c1_next = bias_corrections(b1, b2, count, nesterov)
 
         def leaf(g, mu, nu):
             mu = _maths.ema(g, mu, b1)
             nu = _maths.ema_sq(g - mu, nu, b2) + eps_root
-            mu_hat = _first_moment_hat(g, mu, b1, c1, c1_next)
+            mu_hat = first_moment_hat(g, mu, b1, c1, c1_next)
             return mu_hat / (jnp.sqrt(nu / c2) + eps), mu, nu
 
         updates, mu, nu = map_leaves(

@@ -105,24 +105,3 @@ def normalize_by_update_norm(
         return map_leaves(lambda g: g / denom, updates, owner=owner), state
 
     return GradientTransformation(init_empty_state, update_fn)
-
-
-@jax.custom_vjp
-def _scaled_backward(inputs, scale):
-    del scale
-    return inputs
-
-
-def _scaled_backward_fwd(inputs, scale):
-    return inputs, scale
-
-
-def _scaled_backward_bwd(scale, cotangents):
-    def leaf(c):
-        out = c * scale
-        return out if out.dtype == c.dtype else out.astype(c.dtype)
-
-    return jax.tree.map(leaf, cotangents), None
-
-
-_scaled_backward.defvjp(_scaled_backward_fwd, _scaled_backward_bwd)

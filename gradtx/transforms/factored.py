@@ -25,7 +25,7 @@ import numpy as np
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
-from .._core.lifting import _paths, _upcast, flatten_like, square_dtype
+from .._core.lifting import flatten_like, leaf_paths, square_dtype, upcast
 from .._core.placement import zeros_derived
 from ..engines.pack import packed_guard
 
@@ -195,7 +195,7 @@ def scale_by_factored_rms(
             for name, other, w in zip(names, others, want, strict=False):
                 if jnp.shape(other[i]) != w:
                     raise ValueError(
-                        f"{owner}: shape mismatch at leaf {_paths(updates)[i]}: "
+                        f"{owner}: shape mismatch at leaf {leaf_paths(updates)[i]}: "
                         f"`updates` has shape {shape}, so `{name}` should have "
                         f"shape {w}, got {jnp.shape(other[i])}."
                     )
@@ -219,7 +219,7 @@ def scale_by_factored_rms(
         outs = []
         for g, vr, vc, v in zip(leaves, *others[:3], strict=True):
             new = _factored_leaf(
-                *(_upcast(x) for x in (g, vr, vc, v)),
+                *(upcast(x) for x in (g, vr, vc, v)),
                 decay,
                 epsilon,
                 axes_of(jnp.shape(g)),

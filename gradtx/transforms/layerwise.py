@@ -177,7 +177,7 @@ def scale_by_param_block_rms(min_scale: chex.Numeric = 1e-3) -> GradientTransfor
     return _scale_by_param_block("scale_by_param_block_rms", True, min_scale)
 
 
-def _add_scaled_params(factor: chex.Numeric) -> GradientTransformation:
+def add_scaled_params(factor: chex.Numeric) -> GradientTransformation:
     """``u ← u + factor·θ`` for any real ``factor`` (Fromage's shrinkage).
 
     :func:`gradtx.add_decayed_weights` with a negative weight decay, which

@@ -28,7 +28,7 @@ class TraceState(NamedTuple):
     trace: Updates
 
 
-def _trace_leaf(g, t, *, decay, nesterov):
+def trace_leaf(g, t, *, decay, nesterov):
     t = g + decay * t
     return (g + decay * t if nesterov else t), t
 
@@ -60,7 +60,7 @@ def trace(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_state("trace", state, TraceState)
-        leaf = lambda g, t: _trace_leaf(g, t, decay=decay, nesterov=nesterov)
+        leaf = lambda g, t: trace_leaf(g, t, decay=decay, nesterov=nesterov)
         updates, new = map_leaves(
             leaf, updates, state.trace, names=["trace"], owner="trace", nout=2
         )

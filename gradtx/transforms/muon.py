@@ -19,7 +19,7 @@ import numpy as np
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
-from .._core.lifting import _paths, flatten_like, map_leaves, state_zeros_like
+from .._core.lifting import flatten_like, leaf_paths, map_leaves, state_zeros_like
 from .._core.placement import auto_axes
 from ..engines.pack import packed_guard
 
@@ -208,7 +208,7 @@ def _resolve_dims(owner, weight_dimension_numbers, updates):
         dims = [MuonDimensionNumbers()] * len(leaves)
     else:
         dims = flatten_like(treedef, dims, name="weight_dimension_numbers", owner=owner)
-    return list(zip(_paths(updates), dims, strict=True))
+    return list(zip(leaf_paths(updates), dims, strict=True))
 
 
 def scale_by_muon(

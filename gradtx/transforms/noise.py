@@ -15,8 +15,8 @@ from .._core.base import (
     check_state,
 )
 from .._core.lifting import (
-    _upcast,
     map_leaves,
+    upcast,
 )
 
 
@@ -27,7 +27,7 @@ class AddNoiseState(NamedTuple):
     rng_key: chex.Array
 
 
-def _as_key(owner: str, key: Any) -> chex.Array:
+def as_key(owner: str, key: Any) -> chex.Array:
     """A typed PRNG key from a typed key, a raw ``uint32`` key or an int seed."""
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
@@ -96,7 +96,7 @@ def add_noise(
             stacklevel=2,
         )
         key = 0
-    key = _as_key(owner, key)
+    key = as_key(owner, key)
 
     def init_fn(params):
         del params
@@ -111,7 +111,7 @@ def add_noise(
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(sample_key, len(leaves))
         noise = [
-            jax.random.normal(k, jnp.shape(g), jnp.result_type(_upcast(g)))
+            jax.random.normal(k, jnp.shape(g), jnp.result_type(upcast(g)))
             for k, g in zip(keys, leaves, strict=True)
         ]
         updates = map_leaves(

@@ -23,7 +23,7 @@ from .._core.base import (
     Updates,
     check_state,
 )
-from .._core.lifting import _dtype, map_leaves
+from .._core.lifting import dtype_of, map_leaves
 from .._core.placement import auto_axes, full_like
 
 
@@ -109,7 +109,7 @@ def scale_by_prodigy(
         # At least float32 (float16 params: d0²·g² ≈ 1e-12·g² underflows to 0).
         dtype = jnp.promote_types(_lowest_dtype(params), jnp.float32)
         zeros = jax.tree.map(
-            lambda p: full_like(p, 0, jnp.promote_types(_dtype(p), jnp.float32)),
+            lambda p: full_like(p, 0, jnp.promote_types(dtype_of(p), jnp.float32)),
             params,
         )
         return ProdigyState(

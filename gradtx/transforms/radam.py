@@ -15,10 +15,10 @@ from .._core.lifting import (
 )
 from .adam import (
     ScaleByAdamState,
-    _bias_corrections,
-    _first_moment_hat,
+    bias_corrections,
+    first_moment_hat,
 )
-from .belief import _check_moment_args
+from .belief import check_moment_args
 
 
 def _radam_rho(b2, count):
@@ -68,7 +68,7 @@ def scale_by_radam(
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
     """
     owner = "scale_by_radam"
-    _check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
+    check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
     _validate.number(owner, "threshold", threshold, low=4.0)
 
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
@@ -85,14 +85,14 @@ def scale_by_radam(
         del params, extra_args
         check_state(owner, state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
-        c1, c2, c1_next = _bias_corrections(b1, b2, count, nesterov)
+        c1, c2, c1_next = bias_corrections(b1, b2, count, nesterov)
         rho, r = _radam_rho(b2, count)
         adaptive = rho >= threshold
 
         def leaf(g, mu, nu):
             mu = _maths.ema(g, mu, b1)
             nu = _maths.ema_sq(g, nu, b2)
-            mu_hat = _first_moment_hat(g, mu, b1, c1, c1_next)
+            mu_hat = first_moment_hat(g, mu, b1, c1, c1_next)
             step = r * mu_hat / (jnp.sqrt(nu / c2 + eps_root) + eps)
             return jnp.where(adaptive, step, mu_hat), mu, nu
 

@@ -19,7 +19,6 @@ from .._core.base import (
 )
 from .._core.lifting import map_leaves
 from .._core.traits import described
-from .centralization import _scaled_backward
 
 ScaleState = EmptyState
 
@@ -119,6 +118,27 @@ def scale_by_learning_rate(
     if callable(learning_rate):
         return scale_by_schedule(lambda count: sign * learning_rate(count))
     return scale(sign * learning_rate)
+
+
+@jax.custom_vjp
+def _scaled_backward(inputs, scale):
+    del scale
+    return inputs
+
+
+def _scaled_backward_fwd(inputs, scale):
+    return inputs, scale
+
+
+def _scaled_backward_bwd(scale, cotangents):
+    def leaf(c):
+        out = c * scale
+        return out if out.dtype == c.dtype else out.astype(c.dtype)
+
+    return jax.tree.map(leaf, cotangents), None
+
+
+_scaled_backward.defvjp(_scaled_backward_fwd, _scaled_backward_bwd)
 
 
 def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTree:

@@ -29,12 +29,12 @@ from .._core.base import (
     init_empty_state,
 )
 from .._core.lifting import (
-    _paths,
-    _upcast,
     flatten_like,
+    leaf_paths,
     map_leaves,
     state_dtype,
     tree_sum_of_squares,
+    upcast,
 )
 
 _POLYAK_VARIANTS = ("sps", "sps+")
@@ -179,7 +179,7 @@ def scale_by_distance_over_gradients(
 
     def init_fn(params):
         def start(x):
-            return (reps_rel * (1 + _dist(_upcast(x)))).astype(jnp.result_type(x))
+            return (reps_rel * (1 + _dist(upcast(x)))).astype(jnp.result_type(x))
 
         init_params = params
         if param_dtype is not None:
@@ -216,10 +216,10 @@ def scale_by_distance_over_gradients(
             for name, x, w in zip(names, args[1:], want, strict=True):
                 if jnp.shape(x) != w:
                     raise ValueError(
-                        f"{owner}: shape mismatch at leaf {_paths(updates)[i]}: "
+                        f"{owner}: shape mismatch at leaf {leaf_paths(updates)[i]}: "
                         f"`{name}` should have shape {w}, got {jnp.shape(x)}."
                     )
-            new = leaf(*(_upcast(x) for x in args))
+            new = leaf(*(upcast(x) for x in args))
             outs.append(
                 [x.astype(jnp.result_type(a)) for x, a in zip(new, args, strict=False)]
             )

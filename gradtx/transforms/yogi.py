@@ -16,9 +16,9 @@ from .._core.lifting import (
 )
 from .adam import (
     ScaleByAdamState,
-    _bias_corrections,
+    bias_corrections,
 )
-from .belief import _check_moment_args
+from .belief import check_moment_args
 
 
 def scale_by_yogi(
@@ -50,7 +50,7 @@ def scale_by_yogi(
       A :class:`GradientTransformation` with state :class:`ScaleByAdamState`.
     """
     owner = "scale_by_yogi"
-    _check_moment_args(owner, b1, b2, eps, eps_root)
+    check_moment_args(owner, b1, b2, eps, eps_root)
     _validate.non_negative(
         owner, "initial_accumulator_value", initial_accumulator_value
     )
@@ -73,7 +73,7 @@ def scale_by_yogi(
         del params, extra_args
         check_state(owner, state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
-        c1, c2, _ = _bias_corrections(b1, b2, count, False)
+        c1, c2, _ = bias_corrections(b1, b2, count, False)
 
         def leaf(g, mu, nu):
             mu = _maths.ema(g, mu, b1)

@@ -28,7 +28,7 @@ from .._core.base import (
 )
 from .._core.maths import safe_increment
 from .._core.placement import zeros_typed_like
-from ..combinators.chain import _check_transforms
+from ..combinators.chain import check_transforms
 
 
 class ConditionFn(Protocol):
@@ -68,7 +68,7 @@ def check_predicate(owner: str, name: str, pred: Any) -> chex.Array:
 
 
 def _check_condition_args(owner, inner, should_transform_fn, forward_extra_args):
-    _check_transforms(owner, [inner])
+    check_transforms(owner, [inner])
     if not callable(should_transform_fn):
         raise TypeError(
             f"{owner}: `should_transform_fn` must be a function of the step "
@@ -306,7 +306,7 @@ def apply_if_finite(
       ([-0.10000000149011612, -0.20000000298023224], 0, 1)
     """
     owner = "apply_if_finite"
-    _check_transforms(owner, [inner])
+    check_transforms(owner, [inner])
     _validate.integer(owner, "max_consecutive_errors", max_consecutive_errors)
     _validate.flag(owner, "apply_after_max_errors", apply_after_max_errors)
     inner = with_extra_args_support(inner)

@@ -43,7 +43,7 @@ from .._core.lifting import (
     tree_zeros_like,
 )
 from .._core.maths import safe_increment
-from ..combinators.chain import _check_transforms
+from ..combinators.chain import check_transforms
 from .conditionals import keep_dtypes, zeros_like_output
 
 
@@ -169,7 +169,7 @@ class MultiSteps:
         accumulator_dtype: Any = jnp.float32,
     ):
         owner = "MultiSteps"
-        _check_transforms(owner, [opt])
+        check_transforms(owner, [opt])
         if callable(every_k_schedule):
             self._every_k_schedule = every_k_schedule
         else:
