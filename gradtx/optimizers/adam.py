@@ -13,21 +13,11 @@ from typing import Any
 
 import chex
 
-from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
-from ..transforms.scaling import scale_by_learning_rate
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
-
-
-def _lr(owner: str, learning_rate: Any) -> GradientTransformation:
-    if learning_rate is None:
-        raise ValueError(
-            f"{owner}: `learning_rate` is required (a number >= 0 or a schedule)."
-        )
-    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
-    return scale_by_learning_rate(learning_rate)
 
 
 def _adam_family(
@@ -47,10 +37,10 @@ def _adam_family(
         b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype
     )
     if decay is None:
-        return chain(adam_tx, _lr(owner, learning_rate))
+        return chain(adam_tx, learning_rate_step(owner, learning_rate))
     if coupled:
-        return chain(decay, adam_tx, _lr(owner, learning_rate))
-    return chain(adam_tx, decay, _lr(owner, learning_rate))
+        return chain(decay, adam_tx, learning_rate_step(owner, learning_rate))
+    return chain(adam_tx, decay, learning_rate_step(owner, learning_rate))
 
 
 def adam(
@@ -351,7 +341,7 @@ def adamax(
     """
     return chain(
         scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        _lr("adamax", learning_rate),
+        learning_rate_step("adamax", learning_rate),
     )
 
 
@@ -389,7 +379,7 @@ def adamaxw(
     return chain(
         scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
-        _lr("adamaxw", learning_rate),
+        learning_rate_step("adamaxw", learning_rate),
     )
 
 
@@ -436,5 +426,5 @@ def amsgrad(
             bias_correction_nu,
             nu_dtype=nu_dtype,
         ),
-        _lr("amsgrad", learning_rate),
+        learning_rate_step("amsgrad", learning_rate),
     )

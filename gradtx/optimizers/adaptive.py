@@ -23,9 +23,8 @@ from ..transforms.adaptive import (
     scale_by_rprop,
     scale_by_sm3,
 )
-from ..transforms.scaling import scale, scale_by_learning_rate
+from ..transforms.scaling import learning_rate_step, scale, scale_by_learning_rate
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr
 
 
 def novograd(
@@ -71,7 +70,7 @@ def novograd(
     """
     return chain(
         scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
-        _lr("novograd", learning_rate),
+        learning_rate_step("novograd", learning_rate),
     )
 
 
@@ -118,7 +117,7 @@ def adadelta(
     return chain(
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
-        _lr("adadelta", 1.0 if learning_rate is None else learning_rate),
+        learning_rate_step("adadelta", 1.0 if learning_rate is None else learning_rate),
     )
 
 
@@ -174,7 +173,7 @@ def adan(
     return chain(
         scale_by_adan(b1, b2, b3, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
-        _lr("adan", learning_rate),
+        learning_rate_step("adan", learning_rate),
     )
 
 
@@ -217,7 +216,7 @@ def sm3(
     """
     return chain(
         scale_by_sm3(0.0 if momentum is None else momentum),
-        _lr("sm3", learning_rate),
+        learning_rate_step("sm3", learning_rate),
     )
 
 
@@ -317,7 +316,7 @@ def optimistic_gradient_descent(
     """
     return chain(
         scale_by_optimistic_gradient(alpha, beta),
-        _lr("optimistic_gradient_descent", learning_rate),
+        learning_rate_step("optimistic_gradient_descent", learning_rate),
     )
 
 
@@ -367,7 +366,7 @@ def optimistic_adam_v2(
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
         scale_by_optimistic_gradient(alpha, beta),
-        _lr("optimistic_adam_v2", learning_rate),
+        learning_rate_step("optimistic_adam_v2", learning_rate),
     )
 
 

@@ -15,8 +15,8 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.ademamix import scale_by_ademamix, scale_by_simplified_ademamix
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr
 
 
 def ademamix(
@@ -80,7 +80,7 @@ def ademamix(
             b1, b2, b3, alpha, eps, eps_root, mu_dtype, nu_dtype=nu_dtype
         ),
         add_decayed_weights(weight_decay, mask),
-        _lr("ademamix", learning_rate),
+        learning_rate_step("ademamix", learning_rate),
     )
 
 
@@ -139,5 +139,5 @@ def simplified_ademamix(
             b1, b2, alpha, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype
         ),
         add_decayed_weights(weight_decay, mask),
-        _lr("simplified_ademamix", learning_rate),
+        learning_rate_step("simplified_ademamix", learning_rate),
     )

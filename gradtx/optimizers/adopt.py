@@ -8,7 +8,7 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.adopt import quarter_power, scale_by_adopt
-from .adam import _lr
+from ..transforms.scaling import learning_rate_step
 
 
 def adopt(
@@ -78,5 +78,5 @@ def adopt(
             clip_value_fn=clip_value_fn,
             nu_dtype=nu_dtype,
         ),
-        _lr("adopt", learning_rate),
+        learning_rate_step("adopt", learning_rate),
     )

@@ -14,7 +14,7 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.belief import scale_by_belief
-from .adam import _lr
+from ..transforms.scaling import learning_rate_step
 
 
 def adabelief(
@@ -74,5 +74,5 @@ def adabelief(
             mu_dtype=mu_dtype,
             nu_dtype=nu_dtype,
         ),
-        _lr("adabelief", learning_rate),
+        learning_rate_step("adabelief", learning_rate),
     )

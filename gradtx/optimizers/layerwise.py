@@ -24,8 +24,8 @@ from ..transforms.layerwise import (
     scale_by_trust_ratio,
 )
 from ..transforms.moments import trace
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr
 
 
 def fromage(
@@ -63,13 +63,13 @@ def fromage(
         factors = lambda count: _fromage_factors(learning_rate(count))
         return chain(
             scale_by_trust_ratio(min_norm),
-            _lr("fromage", lambda count: factors(count)[0]),
+            learning_rate_step("fromage", lambda count: factors(count)[0]),
             add_decayed_weights(lambda count: factors(count)[1]),
         )
     step, decay = _fromage_factors(learning_rate)
     return chain(
         scale_by_trust_ratio(min_norm),
-        _lr("fromage", step),
+        learning_rate_step("fromage", step),
         add_scaled_params(decay),
     )
 
@@ -138,7 +138,7 @@ def lars(
             scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps),
             mask=trust_ratio_mask,
         ),
-        _lr("lars", learning_rate),
+        learning_rate_step("lars", learning_rate),
         trace(decay=momentum, nesterov=nesterov),
     )
 
@@ -198,5 +198,5 @@ def lamb(
         ),
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
         scale_by_trust_ratio(),
-        _lr("lamb", learning_rate),
+        learning_rate_step("lamb", learning_rate),
     )

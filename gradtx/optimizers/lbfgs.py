@@ -10,9 +10,8 @@ from typing import Any
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
 from ..transforms.lbfgs import scale_by_lbfgs
-from ..transforms.scaling import scale
+from ..transforms.scaling import learning_rate_step, scale
 from ..transforms.zoom_linesearch import scale_by_zoom_linesearch
-from .adam import _lr
 
 # Optax's default line search for L-BFGS, built once (it keeps no state).
 _ZOOM = scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")
@@ -93,5 +92,9 @@ def lbfgs(
             f"{owner}: `linesearch` must be a gradient transformation (such as "
             f"scale_by_zoom_linesearch(...)) or None, got {linesearch!r}."
         )
-    step = scale(-1.0) if learning_rate is None else _lr(owner, learning_rate)
+    step = (
+        scale(-1.0)
+        if learning_rate is None
+        else learning_rate_step(owner, learning_rate)
+    )
     return chain(scale_by_lbfgs(memory_size, scale_init_precond), step, linesearch)

@@ -10,7 +10,7 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
 from ..transforms.moments import scale_by_rms, scale_by_rss, scale_by_stddev, trace
-from .adam import _lr
+from ..transforms.scaling import learning_rate_step
 
 
 def sgd(
@@ -52,7 +52,7 @@ def sgd(
     mom = identity()
     if momentum is not None:
         mom = trace(momentum, nesterov, accumulator_dtype)
-    return chain(mom, _lr("sgd", learning_rate))
+    return chain(mom, learning_rate_step("sgd", learning_rate))
 
 
 def adagrad(
@@ -79,7 +79,8 @@ def adagrad(
       -0.0994
     """
     return chain(
-        scale_by_rss(initial_accumulator_value, eps), _lr("adagrad", learning_rate)
+        scale_by_rss(initial_accumulator_value, eps),
+        learning_rate_step("adagrad", learning_rate),
     )
 
 
@@ -123,6 +124,6 @@ def rmsprop(
     scaling = scale_by_stddev if centered else scale_by_rms
     return chain(
         scaling(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
-        _lr("rmsprop", learning_rate),
+        learning_rate_step("rmsprop", learning_rate),
         identity() if momentum is None else trace(momentum, nesterov),
     )

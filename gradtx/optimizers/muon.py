@@ -18,8 +18,9 @@ from ..transforms.muon import (
     scale_by_muon,
     scale_by_shape,
 )
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr, adamw
+from .adam import adamw
 
 
 def _dims_or_none(x: Any) -> bool:
@@ -198,7 +199,7 @@ def muon(
         ),
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),
-        _lr(owner, learning_rate),
+        learning_rate_step(owner, learning_rate),
     )
     adam_part = adamw(
         _lr_checked(owner, "adam_learning_rate", adam_learning_rate),

@@ -7,7 +7,7 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.noise import add_noise
-from .adam import _lr
+from ..transforms.scaling import learning_rate_step
 
 
 def noisy_sgd(
@@ -48,4 +48,7 @@ def noisy_sgd(
       >>> [round(float(x), 4) for x in u]  # no noise with eta = 0
       [-0.1, 0.2]
     """
-    return chain(add_noise(eta, gamma, key, seed=seed), _lr("noisy_sgd", learning_rate))
+    return chain(
+        add_noise(eta, gamma, key, seed=seed),
+        learning_rate_step("noisy_sgd", learning_rate),
+    )

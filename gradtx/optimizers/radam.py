@@ -7,7 +7,7 @@ import chex
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.radam import scale_by_radam
-from .adam import _lr
+from ..transforms.scaling import learning_rate_step
 
 
 def radam(
@@ -74,5 +74,5 @@ def radam(
             mu_dtype=mu_dtype,
             nu_dtype=nu_dtype,
         ),
-        _lr("radam", learning_rate),
+        learning_rate_step("radam", learning_rate),
     )

@@ -11,9 +11,9 @@ from .._core.base import (
 from ..combinators.chain import chain
 from ..schedules.polynomial import linear_schedule
 from ..transforms.moments import scale_by_rms
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 from ..wrappers.schedule_free import schedule_free
-from .adam import _lr
 from .moments import sgd
 
 
@@ -124,6 +124,6 @@ def schedule_free_adamw(
     opt = chain(
         scale_by_rms(decay=b2, eps=eps, eps_in_sqrt=False, bias_correction=True),
         add_decayed_weights(weight_decay),
-        _lr(owner, learning_rate),
+        learning_rate_step(owner, learning_rate),
     )
     return schedule_free(opt, learning_rate, b1, weight_lr_power, state_dtype)

@@ -8,9 +8,9 @@ from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.moments import ema
+from ..transforms.scaling import learning_rate_step
 from ..transforms.sign import scale_by_lion, scale_by_sign
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr
 
 
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
@@ -37,7 +37,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
       >>> u.tolist()  # -0.1 * sign(g)
       [0.10000000149011612, -0.0, -0.10000000149011612]
     """
-    return chain(scale_by_sign(), _lr("sign_sgd", learning_rate))
+    return chain(scale_by_sign(), learning_rate_step("sign_sgd", learning_rate))
 
 
 def signum(
@@ -77,7 +77,7 @@ def signum(
     return chain(
         ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
         scale_by_sign(),
-        _lr("signum", learning_rate),
+        learning_rate_step("signum", learning_rate),
     )
 
 
@@ -129,5 +129,5 @@ def lion(
     return chain(
         scale_by_lion(b1, b2, mu_dtype),
         add_decayed_weights(weight_decay, mask),
-        _lr("lion", learning_rate),
+        learning_rate_step("lion", learning_rate),
     )

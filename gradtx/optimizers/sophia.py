@@ -10,9 +10,9 @@ import chex
 
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
+from ..transforms.scaling import learning_rate_step
 from ..transforms.sophia import DEFAULT_HESSIAN_FN, scale_by_sophia
 from ..transforms.weight_decay import add_decayed_weights
-from .adam import _lr
 
 
 def sophia(
@@ -104,5 +104,5 @@ def sophia(
             print_win_rate_every_n_steps,
         ),
         add_decayed_weights(weight_decay, weight_decay_mask),
-        _lr("sophia", learning_rate),
+        learning_rate_step("sophia", learning_rate),
     )

@@ -6,8 +6,8 @@ import chex
 
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
+from ..transforms.scaling import learning_rate_step
 from ..transforms.yogi import scale_by_yogi
-from .adam import _lr
 
 
 def yogi(
@@ -53,5 +53,5 @@ def yogi(
     """
     return chain(
         scale_by_yogi(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        _lr("yogi", learning_rate),
+        learning_rate_step("yogi", learning_rate),
     )

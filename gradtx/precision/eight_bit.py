@@ -24,7 +24,7 @@ import chex
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
-from ..optimizers.adam import _lr
+from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 from .quantized import check_sizes, scale_by_adam_8bit, trace_8bit
 
@@ -91,7 +91,7 @@ def adam_8bit(
         block_size=block_size,
         min_size=min_size,
     )
-    return chain(adam, _lr("adam_8bit", learning_rate))
+    return chain(adam, learning_rate_step("adam_8bit", learning_rate))
 
 
 def adamw_8bit(
@@ -148,7 +148,7 @@ def adamw_8bit(
         min_size=min_size,
     )
     decay = add_decayed_weights(weight_decay, mask)
-    return chain(adam, decay, _lr("adamw_8bit", learning_rate))
+    return chain(adam, decay, learning_rate_step("adamw_8bit", learning_rate))
 
 
 def sgd_8bit(
@@ -193,4 +193,4 @@ def sgd_8bit(
     mom = identity()
     if momentum is not None:
         mom = trace_8bit(momentum, nesterov, block_size=block_size, min_size=min_size)
-    return chain(mom, _lr("sgd_8bit", learning_rate))
+    return chain(mom, learning_rate_step("sgd_8bit", learning_rate))

@@ -1,6 +1,6 @@
 """Scaling by a constant, a learning rate or a schedule."""
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -169,3 +169,17 @@ def scale_gradient(inputs: chex.ArrayTree, scale: chex.Numeric) -> chex.ArrayTre
         if float(scale) == 0.0:
             return jax.lax.stop_gradient(inputs)
     return _scaled_backward(inputs, scale)
+
+
+def learning_rate_step(owner: str, learning_rate: Any) -> GradientTransformation:
+    """``scale_by_learning_rate(learning_rate)``, validated in ``owner``'s name.
+
+    The last link of most aliases: a missing or invalid learning rate is
+    reported under the alias the user called (``adam: `learning_rate` ...``).
+    """
+    if learning_rate is None:
+        raise ValueError(
+            f"{owner}: `learning_rate` is required (a number >= 0 or a schedule)."
+        )
+    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
+    return scale_by_learning_rate(learning_rate)
