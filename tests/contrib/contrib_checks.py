@@ -66,6 +66,8 @@ def complex_start():
 
 
 def _complex_grad(z):
+    if not jnp.iscomplexobj(z):
+        return (z - 0.5) + 0.5 * jnp.sin(3.0 * z)
     return (z - 0.5) + 0.5 * jnp.sin(3.0 * z.real) + 0.25j * z.imag
 
 
