@@ -190,4 +190,8 @@ NEEDS_EXTRA_ARGS = {
 
 
 def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
-    return getattr(gradtx, factory_name)(**kwargs)
+    # optax.contrib's names live in gradtx.contrib only, as in Optax.
+    import gradtx.contrib
+
+    factory = getattr(gradtx, factory_name, None) or getattr(gradtx.contrib, factory_name)
+    return factory(**kwargs)

@@ -16,6 +16,8 @@ from .dog import dowg as dowg
 from .madgrad import MadgradState as MadgradState
 from .madgrad import madgrad as madgrad
 from .madgrad import scale_by_madgrad as scale_by_madgrad
+from .mechanic import MechanicState as MechanicState
+from .mechanic import mechanize as mechanize
 from .normalize import NormalizeState as NormalizeState
 from .normalize import normalize as normalize
 
@@ -24,12 +26,14 @@ __all__ = [
     "DoGState",
     "DoWGState",
     "MadgradState",
+    "MechanicState",
     "NormalizeState",
     "acprop",
     "cocob",
     "dog",
     "dowg",
     "madgrad",
+    "mechanize",
     "normalize",
     "scale_by_acprop",
     "scale_by_cocob",
