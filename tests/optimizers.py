@@ -108,6 +108,12 @@ OPTIMIZERS = [
         "sgd_8bit",
         dict(learning_rate=1e-3, nesterov=True, min_size=0, block_size=8),
     ),
+    # optax.contrib's optimizers: gradtx.contrib only (make() looks there too)
+    ("cocob", "cocob", dict(learning_rate=1.0)),
+    ("dog", "dog", dict(learning_rate=1.0)),
+    ("dowg", "dowg", dict(learning_rate=1.0)),
+    ("madgrad", "madgrad", dict(learning_rate=1e-2)),
+    ("acprop", "acprop", dict(learning_rate=1e-2, b2=0.99)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
