@@ -39,20 +39,21 @@ _INIT_STEPS = ("distance", "learning_rate", "heuristic")
 
 
 def scalar_state_dtype(params: Any) -> jnp.dtype:
-    """The dtype of a tree-wide scalar state: float64 when every inexact leaf
-    is 64-bit, float32 otherwise.
+    """The dtype of a tree-wide scalar state: float64 when a leaf is 64-bit
+    (and x64 is on), float32 otherwise.
 
-    Optax stores these scalars in the lowest dtype of the params; a running
-    sum of squared norms kept in bfloat16 stops growing after a few hundred
-    steps, so gradtx keeps at least float32 (the values are the same for
-    float32 and float64 params).
+    Optax starts these scalars in the lowest dtype of the params (and lets
+    them change dtype after the first step when the tree mixes precisions); a
+    running sum of squared norms kept in bfloat16 stops growing after a few
+    hundred steps, so gradtx keeps them in the widest float (never below
+    float32), fixed at ``init``. The values are Optax's for float32 params.
     """
     bits = [
         jnp.finfo(jnp.result_type(x)).bits
         for x in jax.tree.leaves(params)
         if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
     ]
-    if bits and min(bits) >= 64 and jax.config.jax_enable_x64:
+    if bits and max(bits) >= 64 and jax.config.jax_enable_x64:
         return jnp.dtype(jnp.float64)
     return jnp.dtype(jnp.float32)
 

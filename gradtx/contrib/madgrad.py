@@ -91,13 +91,16 @@ def scale_by_madgrad(
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        lamb = (lr + eps) * jnp.sqrt(state.count + 1)
+        # Array sums, so that inject_hyperparams (float32 arrays) and Python
+        # floats round alike.
+        lamb = (jnp.asarray(lr) + jnp.asarray(eps)) * jnp.sqrt(state.count + 1)
 
         def leaf(g, p, x0, big_g, s):
             big_g = big_g + lamb * _maths.abs_sq(g)
             s = s + lamb * g
             z = x0 - s / (jnp.cbrt(jnp.real(big_g)) + eps)
-            return ((1 - momentum) * z + momentum * p) - p, p, x0, big_g, s
+            new_p = _maths.one_minus(momentum) * z + momentum * p
+            return new_p - p, p, x0, big_g, s
 
         updates, _, _, big_g, s = map_leaves(
             leaf,
