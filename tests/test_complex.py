@@ -362,6 +362,11 @@ def test_every_table_optimizer_is_classified():
         "schedule_free_sgd": "as schedule_free_adamw_wd, without Adam",
         "adamw_8bit_float": "adamw_8bit: rejected",
         "sgd_8bit_nesterov": "sgd_8bit: rejected",
+        "cocob": "rejected: tests/contrib/test_contrib_cocob.py",
+        "dog": "complex twin: tests/contrib/test_contrib_dog.py",
+        "dowg": "complex twin: tests/contrib/test_contrib_dog.py",
+        "madgrad": "complex twin: tests/contrib/test_contrib_madgrad.py",
+        "acprop": "complex twin: tests/contrib/test_contrib_acprop.py",
     }
     covered = set(TWIN_IDS) | set(UNSUPPORTED_IDS) | set(OPTAX_IDS)
     covered |= set(others) | set(SAME_MATHS_AS)

@@ -42,7 +42,7 @@ import pytest
 from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from optimizers import OPTIMIZERS, make
+from optimizers import OPTIMIZERS, factory, make
 
 import gradtx
 
@@ -125,7 +125,7 @@ layouts = st.recursive(
 
 def _hyperparameters(draw, name, kwargs):
     hyper = dict(kwargs)
-    for arg, param in inspect.signature(getattr(gradtx, name)).parameters.items():
+    for arg, param in inspect.signature(factory(name)).parameters.items():
         value = hyper.get(arg, param.default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # schedules, None, flags, dtypes, functions

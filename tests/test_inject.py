@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from optimizers import OPTIMIZERS
+from optimizers import OPTIMIZERS, factory
 
 import gradtx
 from gradtx.wrappers.inject import (
@@ -149,11 +149,11 @@ STATIC = (
     "factory_name,kwargs", [c[1:] for c in OPTIMIZERS], ids=[c[0] for c in OPTIMIZERS]
 )
 def test_every_optimizer_bit_equal_to_plain_with_python_floats(factory_name, kwargs):
-    factory = getattr(gradtx, factory_name)
-    params = inspect.signature(factory).parameters
+    tx_factory = factory(factory_name)
+    params = inspect.signature(tx_factory).parameters
     static = [k for k in STATIC if k in params]
-    injected, _ = _run(inject_hyperparams(factory, static)(**kwargs), steps=20)
-    plain, _ = _run(factory(**kwargs), steps=20)
+    injected, _ = _run(inject_hyperparams(tx_factory, static)(**kwargs), steps=20)
+    plain, _ = _run(tx_factory(**kwargs), steps=20)
     case = next(c[0] for c in OPTIMIZERS if c[1:] == (factory_name, kwargs))
     if case in CODEGEN_ONLY:
         assert _rel(injected, plain) < CODEGEN_ONLY[case]

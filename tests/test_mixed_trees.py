@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from optimizers import NOT_COMPARABLE_TO_OPTAX, OPTIMIZERS, optax_factory
+from optimizers import NOT_COMPARABLE_TO_OPTAX, OPTIMIZERS, make, optax_factory
 
 import gradtx
 
@@ -56,7 +56,7 @@ def test_mixed_tree_matches_optax(id_, name, kwargs):
         pytest.skip(NOT_COMPARABLE_TO_OPTAX[name])
     params = _mixed_params()
     reference = "adamw" if name == "adam_l2" else name
-    ours = getattr(gradtx, name)(**kwargs)
+    ours = make(name, **kwargs)
     if name == "adam_l2":
         theirs = optax.chain(
             optax.add_decayed_weights(kwargs["weight_decay"]),
@@ -87,13 +87,13 @@ _X64_SCRIPT = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np, optax, gradtx
     assert jax.config.jax_enable_x64
-    from optimizers import NOT_COMPARABLE_TO_OPTAX, OPTIMIZERS, optax_factory
+    from optimizers import NOT_COMPARABLE_TO_OPTAX, OPTIMIZERS, make, optax_factory
     params = {"f32": jnp.linspace(-1, 1, 5, dtype=jnp.float32),
               "f64": jnp.linspace(-2, 2, 7, dtype=jnp.float64)}
     def grads(p):
         return jax.tree.map(lambda x: jnp.sin(3 * x) + 0.1 * x, p)
     for id_, name, kw in OPTIMIZERS:
-        ours = getattr(gradtx, name)(**kw)
+        ours = make(name, **kw)
         state = ours.init(params)
         sig = [(x.shape, x.dtype) for x in jax.tree.leaves(state)]
         p = params

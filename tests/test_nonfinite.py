@@ -98,6 +98,12 @@ EXPECTED = {
     "adamw_8bit_float": ELEM_STUCK,
     "sgd_8bit": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
     "sgd_8bit_nesterov": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "cocob": ELEM_STUCK,
+    # one step size from global norms: a NaN reaches every leaf
+    "dog": ("all>all nan poisoned", "elem>none changed poisoned"),
+    "dowg": ("all>all nan poisoned", "elem>none changed poisoned"),
+    "madgrad": ELEM_STUCK,
+    "acprop": ("elem>elem same poisoned", "elem>none same poisoned"),
 }
 
 
