@@ -5,8 +5,16 @@ As in Optax, these names are not exported at the top level of :mod:`gradtx`.
 
 from .dadapt import DAdaptAdamWState as DAdaptAdamWState
 from .dadapt import dadapt_adamw as dadapt_adamw
+from .momo import MomoAdamState as MomoAdamState
+from .momo import MomoState as MomoState
+from .momo import momo as momo
+from .momo import momo_adam as momo_adam
 
 __all__ = [
     "DAdaptAdamWState",
+    "MomoAdamState",
+    "MomoState",
     "dadapt_adamw",
+    "momo",
+    "momo_adam",
 ]
