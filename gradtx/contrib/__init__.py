@@ -3,6 +3,13 @@
 As in Optax, these names are not exported at the top level of :mod:`gradtx`.
 """
 
+from .complex_split import (
+    SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays,
+)
+from .complex_split import (
+    SplitRealAndImaginaryState as SplitRealAndImaginaryState,
+)
+from .complex_split import split_real_and_imaginary as split_real_and_imaginary
 from .dadapt import DAdaptAdamWState as DAdaptAdamWState
 from .dadapt import dadapt_adamw as dadapt_adamw
 from .momo import MomoAdamState as MomoAdamState
@@ -16,15 +23,22 @@ from .privacy import (
     differentially_private_aggregate as differentially_private_aggregate,
 )
 from .privacy import dpsgd as dpsgd
+from .sam import SAMState as SAMState
+from .sam import sam as sam
 
 __all__ = [
     "DAdaptAdamWState",
     "DifferentiallyPrivateAggregateState",
     "MomoAdamState",
     "MomoState",
+    "SAMState",
+    "SplitRealAndImaginaryArrays",
+    "SplitRealAndImaginaryState",
     "dadapt_adamw",
     "differentially_private_aggregate",
     "dpsgd",
     "momo",
     "momo_adam",
+    "sam",
+    "split_real_and_imaginary",
 ]
