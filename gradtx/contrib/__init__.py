@@ -12,6 +12,10 @@ from .complex_split import (
 from .complex_split import split_real_and_imaginary as split_real_and_imaginary
 from .dadapt import DAdaptAdamWState as DAdaptAdamWState
 from .dadapt import dadapt_adamw as dadapt_adamw
+from .galore import GaLoreDimensionNumbers as GaLoreDimensionNumbers
+from .galore import GaLoreState as GaLoreState
+from .galore import galore as galore
+from .galore import scale_by_galore as scale_by_galore
 from .momo import MomoAdamState as MomoAdamState
 from .momo import MomoState as MomoState
 from .momo import momo as momo
@@ -29,6 +33,8 @@ from .sam import sam as sam
 __all__ = [
     "DAdaptAdamWState",
     "DifferentiallyPrivateAggregateState",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
     "MomoAdamState",
     "MomoState",
     "SAMState",
@@ -37,8 +43,10 @@ __all__ = [
     "dadapt_adamw",
     "differentially_private_aggregate",
     "dpsgd",
+    "galore",
     "momo",
     "momo_adam",
     "sam",
+    "scale_by_galore",
     "split_real_and_imaginary",
 ]
