@@ -15,8 +15,8 @@ singular values nearly tie, float32 and float64 SVDs may pick different
 vectors and no tolerance is meaningful. The base is Adam with ``b2 = 0.99``
 (``0.999`` adds float32's bias-correction error, see :mod:`test_reference`).
 
-The alias ``galore`` is also a row of the generic ``OPTIMIZERS`` table
-(``tests/optimizers.py``).
+The alias ``galore`` is a row of ``CONTRIB_OPTIMIZERS`` in ``tests/optimizers.py``
+(the table properties: :mod:`test_contrib_table`).
 """
 
 from __future__ import annotations
