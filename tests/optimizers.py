@@ -212,3 +212,24 @@ def factory(factory_name: str):
 
 def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
     return factory(factory_name)(**kwargs)
+
+
+# gradtx.contrib (optax.contrib) aliases, in the table's format; make() finds
+# them in gradtx.contrib. Kept out of OPTIMIZERS for now: test_complex,
+# test_nonfinite, test_inject, test_mixed_trees and test_hypothesis_table keep
+# per-id lists or call getattr(gradtx, name), and their owners merge them
+# (OPTIMIZERS += CONTRIB_OPTIMIZERS). tests/contrib/test_contrib_table.py runs
+# test_properties' checks on these rows meanwhile.
+CONTRIB_OPTIMIZERS = [
+    ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
+    ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
+]
+
+# Contrib optimizers outside the table, and the tests that cover them there.
+CONTRIB_OUTSIDE_TABLE = {
+    "momo": "value= (tests/contrib/test_momo.py)",
+    "momo_adam": "value= (tests/contrib/test_momo.py)",
+    "dpsgd": "per-example gradients (tests/contrib/test_privacy.py)",
+    "sam": "a wrapper of two optimizers (tests/contrib/test_sam.py)",
+    "split_real_and_imaginary": "a wrapper (tests/contrib/test_complex_split.py)",
+}

@@ -16,8 +16,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from .. import _maths, _validate
-from .._base import (
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import (
     NO_PARAMS_MSG,
     GradientTransformation,
     OptState,
@@ -25,8 +26,8 @@ from .._base import (
     check_state,
     with_extra_args_support,
 )
-from .._tree import check_array_leaves, global_norm, map_leaves
-from .dog import scalar_state_dtype
+from .._core.lifting import check_array_leaves, global_norm, map_leaves
+from .distance_over_gradients import scalar_state_dtype
 
 __all__ = ["MechanicState", "mechanize"]
 

@@ -26,7 +26,7 @@ from contrib_checks import (
 
 import gradtx
 from gradtx.contrib import DoGState, DoWGState, dog, dowg
-from gradtx.contrib.dog import scale_by_dog, scale_by_dowg
+from gradtx.contrib.distance_over_gradients import scale_by_dog, scale_by_dowg
 
 
 def _sched(t):

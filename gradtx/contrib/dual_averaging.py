@@ -4,7 +4,7 @@ The params are a running mix of the current point and a dual-averaging
 point :math:`z` computed from the initial params and weighted sums of the
 gradients and of their squares (with a cube root, not Adam's square root).
 The maths is per element, written for one array and lifted to pytrees by
-:func:`gradtx._tree.map_leaves`.
+:func:`gradtx._core.lifting.map_leaves`.
 
 Reference: Defazio & Jelassi, 2021, "Adaptivity without Compromise: A
 Momentumized, Adaptive, Dual Averaged Gradient Method for Stochastic
@@ -17,12 +17,23 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from .. import _maths, _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, ScalarOrSchedule, Updates
-from .._base import check_state as _check_state
-from .._tree import check_array_leaves, map_leaves, square_state_like, state_zeros_like
-from ..combine import chain
-from ..transforms._decay import add_decayed_weights
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    ScalarOrSchedule,
+    Updates,
+)
+from .._core.base import check_state as _check_state
+from .._core.lifting import (
+    check_array_leaves,
+    map_leaves,
+    square_state_like,
+    state_zeros_like,
+)
+from ..combinators.chain import chain
+from ..transforms.weight_decay import add_decayed_weights
 
 __all__ = ["MadgradState", "madgrad", "scale_by_madgrad"]
 

@@ -19,8 +19,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from .. import _validate
-from .._base import (
+from .._core import validation as _validate
+from .._core.base import (
     NO_PARAMS_MSG,
     GradientTransformation,
     ScalarOrSchedule,
@@ -28,10 +28,15 @@ from .._base import (
     check_state,
     identity,
 )
-from .._tree import check_array_leaves, global_norm, map_leaves, tree_sum_of_squares
-from ..combine import chain
-from ..transforms._decay import add_decayed_weights
-from ..transforms._scaling import scale_by_learning_rate
+from .._core.lifting import (
+    check_array_leaves,
+    global_norm,
+    map_leaves,
+    tree_sum_of_squares,
+)
+from ..combinators.chain import chain
+from ..transforms.scaling import scale_by_learning_rate
+from ..transforms.weight_decay import add_decayed_weights
 
 __all__ = ["DoGState", "DoWGState", "dog", "dowg", "scale_by_dog", "scale_by_dowg"]
 
@@ -95,7 +100,8 @@ def scale_by_dog(
 
     See :func:`gradtx.contrib.dog` for the rule, ``init_step`` and the
     reference. Optax keeps this primitive out of ``optax.contrib``'s public
-    names; so does gradtx (import it from :mod:`gradtx.contrib.dog`).
+    names; so does gradtx (import it from
+    :mod:`gradtx.contrib.distance_over_gradients`).
 
     Args:
       init_step: ``(tag, value)`` with tag ``"distance"``, ``"learning_rate"``
@@ -109,7 +115,7 @@ def scale_by_dog(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.contrib.dog import scale_by_dog
+      >>> from gradtx.contrib.distance_over_gradients import scale_by_dog
       >>> tx = scale_by_dog(("distance", 0.5), eps=0.0)
       >>> p = jnp.array([1.0, 2.0])
       >>> u, _ = tx.update(jnp.array([3.0, 4.0]), tx.init(p), p)
@@ -259,7 +265,7 @@ def scale_by_dowg(
 
     See :func:`gradtx.contrib.dowg` for the rule and the reference. Optax keeps
     this primitive out of ``optax.contrib``'s public names; so does gradtx
-    (import it from :mod:`gradtx.contrib.dog`).
+    (import it from :mod:`gradtx.contrib.distance_over_gradients`).
 
     Args:
       init_estim_sq_dist: :math:`\bar r_0^2 > 0`, the initial guess of the
@@ -272,7 +278,7 @@ def scale_by_dowg(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.contrib.dog import scale_by_dowg
+      >>> from gradtx.contrib.distance_over_gradients import scale_by_dowg
       >>> tx = scale_by_dowg(init_estim_sq_dist=4.0, eps=1e-4)
       >>> p = jnp.array([1.0, 2.0])
       >>> u, _ = tx.update(jnp.array([3.0, 4.0]), tx.init(p), p)

@@ -3,7 +3,7 @@ r"""ACProp: AdaBelief's centred second moment, applied asynchronously.
 The step divides the current gradient by the root of the second moment of
 the prediction errors *up to the previous step*, so that numerator and
 denominator are independent. The maths is per element, written for one array
-and lifted to pytrees by :func:`gradtx._tree.map_leaves`.
+and lifted to pytrees by :func:`gradtx._core.lifting.map_leaves`.
 
 Reference: Zhuang, Ding, Tang, Dvornek, Tatikonda & Duncan, 2021, "Momentum
 Centering and Asynchronous Update for Adaptive Gradient Methods",
@@ -15,14 +15,15 @@ from typing import Any
 import chex
 import jax.numpy as jnp
 
-from .. import _maths, _validate
-from .._base import GradientTransformation, ScalarOrSchedule, check_state
-from .._tree import map_leaves, square_state_like, state_zeros_like
-from ..combine import chain
-from ..transforms._adam import _check_adam_args
-from ..transforms._decay import add_decayed_weights
-from ..transforms._scaling import scale_by_learning_rate
-from ..transforms._variants import ScaleByBeliefState
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import GradientTransformation, ScalarOrSchedule, check_state
+from .._core.lifting import map_leaves, square_state_like, state_zeros_like
+from ..combinators.chain import chain
+from ..transforms.adam import check_adam_args
+from ..transforms.belief import ScaleByBeliefState
+from ..transforms.scaling import scale_by_learning_rate
+from ..transforms.weight_decay import add_decayed_weights
 
 __all__ = ["acprop", "scale_by_acprop"]
 
@@ -57,7 +58,7 @@ def scale_by_acprop(
       [3.0, -2.0]
     """
     owner = "scale_by_acprop"
-    _check_adam_args(owner, b1, b2, eps, eps_root)
+    check_adam_args(owner, b1, b2, eps, eps_root)
 
     def init_fn(params):
         return ScaleByBeliefState(
@@ -147,7 +148,7 @@ def acprop(
       >>> bool(f(params) < 1e-2)
       True
     """
-    _check_adam_args("acprop", b1, b2, eps, eps_root)
+    check_adam_args("acprop", b1, b2, eps, eps_root)
     _validate.scalar_or_schedule("acprop", "learning_rate", learning_rate)
     _validate.scalar_or_schedule("acprop", "weight_decay", weight_decay)
     return chain(

@@ -4,7 +4,7 @@ Each coordinate is a gambler that bets a fraction of its wealth (the initial
 endowment plus everything it has won) on the sign of the next negative
 gradient; the bet *is* the displacement of the parameter from its starting
 point. The maths is per coordinate, so it is written for one array and lifted
-to pytrees by :func:`gradtx._tree.map_leaves`.
+to pytrees by :func:`gradtx._core.lifting.map_leaves`.
 
 Reference: Orabona & Tommasi, 2017, "Training Deep Networks without Learning
 Rates Through Coin Betting" (Algorithm 2), https://arxiv.org/abs/1705.07795.
@@ -16,13 +16,18 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from .. import _validate
-from .._base import NO_PARAMS_MSG, GradientTransformation, ScalarOrSchedule, Updates
-from .._base import check_state as _check_state
-from .._tree import check_array_leaves, map_leaves, square_state_like
-from ..combine import chain
-from ..transforms._decay import add_decayed_weights
-from ..transforms._scaling import scale_by_learning_rate
+from .._core import validation as _validate
+from .._core.base import (
+    NO_PARAMS_MSG,
+    GradientTransformation,
+    ScalarOrSchedule,
+    Updates,
+)
+from .._core.base import check_state as _check_state
+from .._core.lifting import check_array_leaves, map_leaves, square_state_like
+from ..combinators.chain import chain
+from ..transforms.scaling import scale_by_learning_rate
+from ..transforms.weight_decay import add_decayed_weights
 
 __all__ = ["COCOBState", "cocob", "scale_by_cocob"]
 

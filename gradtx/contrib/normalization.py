@@ -8,8 +8,8 @@ params a distance ``rho`` uphill.
 
 import jax.numpy as jnp
 
-from .._base import EmptyState, GradientTransformation, init_empty_state
-from .._tree import global_norm, map_leaves
+from .._core.base import EmptyState, GradientTransformation, init_empty_state
+from .._core.lifting import global_norm, map_leaves
 
 __all__ = ["NormalizeState", "normalize"]
 
