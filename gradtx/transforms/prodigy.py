@@ -25,6 +25,7 @@ from .._core.base import (
 )
 from .._core.lifting import _dtype, map_leaves
 from .._core.placement import auto_axes, full_like
+from .._core.traits import elementwise
 
 
 class ProdigyState(NamedTuple):
@@ -227,4 +228,4 @@ def prodigy(
             count,
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
