@@ -11,7 +11,7 @@ to ``tx`` as they are, so it is also the checked way to step a
 :func:`gradtx.pack` tree.
 
 Only transformations that declare themselves elementwise (a property the
-transformation carries, see :mod:`gradtx._core.traits`) may run on packed
+transformation carries, see ``gradtx._core.traits``) may run on packed
 buffers; ``packed`` refuses any other when it is built, naming the part to
 blame. No primitive knows that packing exists.
 """
@@ -92,21 +92,22 @@ def check_elementwise(tx: Any, owner: str = "packed") -> None:
     module = getattr(getattr(part, "update", None), "__module__", None) or ""
     if module.split(".")[0] != "gradtx":  # Optax's, or the user's own
         parts = _foreign_parts(part.update)
-        listed = f" made of {', '.join(parts)}" if parts else ""
+        listed = f", whose parts are {', '.join(parts)}," if parts else ""
         raise ValueError(
             f"{owner}: {what}{where}{listed} does not declare itself elementwise "
-            "(transformations from outside gradtx never do: gradtx cannot "
-            "know whether they look at whole leaves, as trust ratios, block "
-            "norms and factored moments do), so it is refused on packed "
-            "buffers. Use gradtx's transformation of the same name, or run it "
-            "unpacked; declare one of your own that is elementwise with "
+            "(gradtx cannot know whether a transformation from outside it "
+            "looks at whole leaves, as trust ratios, block norms and factored "
+            "moments do), so it is refused on packed buffers. Use gradtx's "
+            "transformation of the same name, or run it unpacked; declare one "
+            "of your own that is elementwise with "
             "gradtx._core.traits.elementwise(tx)."
         )
     raise ValueError(
-        f"{owner}: {what}{where} is not elementwise: the update of an element "
-        "depends on the whole leaf that holds it (a norm, a shape or a "
-        "statistic per leaf), so on a packed buffer it would treat many "
-        "leaves as one. Run it unpacked, or pack only the elementwise parts "
+        f"{owner}: {what}{where} is not elementwise: its update of an element "
+        "may depend on the whole leaf that holds it (a norm, a shape or a "
+        "statistic per leaf, or a function of the params), so on a packed "
+        "buffer it would treat many leaves as one. Run it unpacked, or pack "
+        "only the elementwise parts "
         f"(e.g. chain(packed(scale_by_adam()), {what}(...), ...))."
     )
 
