@@ -101,7 +101,7 @@ def muon(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.optimizers.ademamix import muon
+      >>> from gradtx.optimizers.muon import muon
       >>> params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
       >>> opt = muon(learning_rate=0.1)
       >>> grads = {"w": jnp.array([[1.0, 0, 0], [0, 2.0, 0]]), "b": jnp.ones(3)}
