@@ -83,6 +83,14 @@ def _gradtx(name: str, needs: str, wrap=None, **fields: Any) -> Engine:
     )
 
 
+def _packed(tx: Any) -> Any:
+    """``gradtx.packed(tx)``: the checked way to step ``gradtx.pack``'s trees
+    (it refuses what is not elementwise and passes packed trees through)."""
+    import gradtx
+
+    return gradtx.packed(tx)
+
+
 def _gradtx_pack_fused() -> Engine:
     import gradtx
 
@@ -94,7 +102,7 @@ FACTORIES: dict[str, Callable[[], Engine]] = {
     "optax": lambda: _library("optax"),
     "gradtx": lambda: _library("gradtx"),
     "gradtx-packed": lambda: _gradtx("gradtx-packed", "packed", wrap=True),
-    "gradtx-pack": lambda: _gradtx("gradtx-pack", "pack", prepare=True),
+    "gradtx-pack": lambda: _gradtx("gradtx-pack", "pack", _packed, prepare=True),
     "gradtx-fused": lambda: _gradtx("gradtx-fused", "fused_step", fuse=True),
     "gradtx-pack-fused": _gradtx_pack_fused,
 }

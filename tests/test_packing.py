@@ -1,4 +1,5 @@
-"""Packed parameters (gradtx.engines.pack): layout, gradients, exactness, refusals."""
+"""Packed parameters (gradtx.engines.pack, gradtx.packed): layout, gradients,
+exactness, and the refusal of what is not elementwise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from optimizers import OPTIMIZERS, make
 
 import gradtx
+from gradtx._core import traits
 from gradtx.engines.pack import (
     Packed,
     pack,
@@ -311,8 +313,9 @@ def test_labels_keep_buffers_apart_and_masks_follow():
         pack_labels(pack(PARAMS), mask_fn)
 
 
-# Transformations that treat a leaf as a whole: on a packed tree they would act
-# on whole buffers, so they raise (docs/packing.md, "What refuses a packed tree").
+# Transformations that treat a leaf as a whole: on packed buffers they would act
+# on whole buffers, so packed() refuses them when it is built, because they do
+# not declare themselves elementwise (docs/packing.md, "What packed() refuses").
 PER_LEAF = [
     "lion_masked",
     "novograd",
@@ -327,17 +330,14 @@ PER_LEAF = [
 
 @pytest.mark.parametrize("name", PER_LEAF)
 def test_per_leaf_optimizers_refuse_packed(name):
-    tx = _from_table(name)
-    packed = pack(PARAMS)
-    with pytest.raises(TypeError, match="packed"):
-        state = tx.init(packed)
-        tx.update(packed, state, packed)
+    with pytest.raises(ValueError, match=r"^packed: "):
+        gradtx.packed(_from_table(name))
 
 
 _MASK_FN = lambda p: jax.tree.map(lambda x: x.ndim == 1, p)
 _LABEL_FN = lambda p: jax.tree.map(lambda x: "a" if x.ndim == 1 else "b", p)
 
-# (owner named in the message, transformation); each one sees whole leaves.
+# (part named in the message, transformation); each one sees whole leaves.
 REFUSERS = [
     ("scale_by_trust_ratio", gradtx.scale_by_trust_ratio()),
     ("scale_by_param_block_norm", gradtx.scale_by_param_block_norm()),
@@ -360,51 +360,211 @@ REFUSERS = [
         "selective_transform",
         gradtx.selective_transform(gradtx.sgd(0.1), freeze_mask=_MASK_FN),
     ),
-    ("adamw", gradtx.adamw(0.1, mask=_MASK_FN)),
+    ("masked", gradtx.adamw(0.1, mask=_MASK_FN)),
+    ("scale_by_trust_ratio", gradtx.lamb(0.1)),
+    ("scale_by_muon", gradtx.muon(0.02)),
+    ("scale_by_adam_8bit", gradtx.adam_8bit(0.1)),
+    ("scale_by_sm3", gradtx.apply_if_finite(gradtx.sm3(0.1), 3)),
+    ("scale_by_sm3", gradtx.MultiSteps(gradtx.sm3(0.1), 2).gradient_transformation()),
+    (
+        "scale_by_trust_ratio",
+        gradtx.chain(gradtx.packed(gradtx.adam(0.1)), gradtx.lars(0.1)),
+    ),
 ]
 
 
 @pytest.mark.parametrize("owner,tx", REFUSERS, ids=[r[0] for r in REFUSERS])
 def test_transformations_that_see_whole_leaves_refuse_packed(owner, tx):
-    packed = pack(PARAMS)  # matrices 'W' and 'm' are inside a buffer
-    owner = "masked" if owner == "adamw" else owner
-    with pytest.raises(TypeError, match=rf"{owner}: the tree is packed.*leaf \['W'\]"):
-        state = tx.init(packed)
-        tx.update(packed, state, packed)
+    with pytest.raises(ValueError, match=rf"^packed: {owner}\b"):
+        gradtx.packed(tx)
 
 
-@pytest.mark.parametrize(
-    "name", ["per_example_global_norm_clip", "per_example_layer_norm_clip"]
-)
-def test_per_example_clips_refuse_packed(name):
-    with pytest.raises(TypeError, match=rf"{name}: the tree is packed"):
-        getattr(gradtx, name)(pack(PARAMS), 1.0)
-
-
-@pytest.mark.parametrize(
-    "factory",
-    [
-        lambda: gradtx.scale_by_sm3(),
-        lambda: gradtx.scale_by_factored_rms(min_dim_size_to_factor=2),
-        lambda: gradtx.centralize(),
-        lambda: gradtx.muon(0.02),
-    ],
-    ids=["sm3", "factored_rms", "centralize", "muon"],
-)
-def test_vector_rules_accept_packed_vectors(factory):
-    # Only vectors are packed (the matrices stay whole): these rules are
-    # elementwise on vectors, so the packed run follows the plain one.
-    params = {"b": PARAMS["b"], "W": PARAMS["W"], "m": PARAMS["m"]}
-    packed = pack(params, min_leaf_size=11)
-    assert packed.layout.num_leaves == 6
-    tx = factory()
-    grads = jax.tree.map(lambda x: jnp.sin(3 * x), params)
-    u_plain, _ = tx.update(grads, tx.init(params), params)
-    u_packed, _ = tx.update(packed.layout.pack(grads), tx.init(packed), packed)
-    for x, y in zip(
-        jax.tree.leaves(u_plain), jax.tree.leaves(unpack(u_packed)), strict=True
+def test_a_function_of_the_params_is_refused_with_advice():
+    with pytest.raises(
+        ValueError, match=r"`mask` is a function of the params.*pack_labels"
     ):
-        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-6, atol=1e-7)
+        gradtx.packed(gradtx.adamw(0.1, mask=_MASK_FN))
+    with pytest.raises(ValueError, match=r"`param_labels` is a function"):
+        gradtx.packed(gradtx.partition({"a": gradtx.sgd(0.1)}, lambda p: "a"))
+    # the same combinators with trees are elementwise
+    gradtx.packed(gradtx.adamw(0.1, mask={"w": True}))
+    gradtx.packed(gradtx.partition({"a": gradtx.sgd(0.1)}, "a"))
+    gradtx.packed(gradtx.freeze(False))
+    gradtx.packed(gradtx.selective_transform(gradtx.sgd(0.1), freeze_mask=False))
+
+
+def test_foreign_transformations_are_refused_by_name():
+    optax = pytest.importorskip("optax")
+    # the issue's case: it used to run and end 0.28 away from the plain run
+    with pytest.raises(ValueError, match=r"optax's chain.*scale_by_trust_ratio"):
+        gradtx.packed(optax.lamb(0.1))
+    # foreign transformations never declare themselves elementwise
+    with pytest.raises(ValueError, match=r"optax's scale_by_adam.*outside it"):
+        gradtx.packed(optax.scale_by_adam())
+    # nor inside a gradtx chain
+    with pytest.raises(ValueError, match=r"optax's scale_by_trust_ratio \(optax"):
+        gradtx.packed(gradtx.chain(gradtx.adam(0.1), optax.scale_by_trust_ratio()))
+
+
+def test_only_the_elementwise_part_packed():
+    # the advice of the message: pack the elementwise part of a lamb-like chain
+    tx = gradtx.chain(gradtx.scale_by_adam(), gradtx.scale_by_trust_ratio())
+    split = gradtx.chain(
+        gradtx.packed(gradtx.scale_by_adam()), gradtx.scale_by_trust_ratio()
+    )
+    grad_fn = jax.jit(jax.grad(_loss))
+    expected, _ = _trajectory(tx, PARAMS, grad_fn)
+    got, _ = _trajectory(split, PARAMS, grad_fn)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(_f32(x), _f32(y), rtol=1e-6, atol=1e-6)
+
+
+def test_packed_passes_pack_trees_through():
+    # gradtx.pack's params stepped through packed(tx): checked, and the same
+    # numbers as tx on the packed tree
+    tx = _from_table("adamw")
+    packed_grad = jax.jit(jax.grad(lambda q: _loss(unpack(q))))
+    expected, _ = _trajectory(tx, pack(PARAMS), packed_grad)
+    got, _ = _trajectory(gradtx.packed(tx), pack(PARAMS), packed_grad)
+    assert isinstance(got, Packed)
+    _assert_same(got, expected)
+    wrapped = gradtx.packed(tx)
+    packed = pack(PARAMS)
+    with pytest.raises(TypeError, match=r"`params` are packed.*`updates` are not"):
+        wrapped.update(PARAMS, wrapped.init(packed), packed)
+    with pytest.raises(TypeError, match=r"`updates` are packed.*`params` are not"):
+        wrapped.update(packed, wrapped.init(packed), PARAMS)
+
+
+# Table entries that are not elementwise, and the part to blame. Every other
+# entry must declare itself elementwise: a new primitive chooses (it calls
+# gradtx._core.traits.elementwise, or its optimizer is listed here).
+NOT_ELEMENTWISE = {
+    "lion_masked": "masked",
+    "novograd": "scale_by_novograd",
+    "sm3": "scale_by_sm3",
+    "muon": "scale_by_muon",
+    "fromage": "scale_by_trust_ratio",
+    "lars": "scale_by_trust_ratio",
+    "lamb": "scale_by_trust_ratio",
+    "adafactor": "scale_by_factored_rms",
+    "adafactor_momentum": "scale_by_factored_rms",
+    "adam_8bit": "scale_by_adam_8bit",
+    "adamw_8bit": "scale_by_adam_8bit",
+    "adamw_8bit_float": "scale_by_adam_8bit",
+    "sgd_8bit": "trace_8bit",
+    "sgd_8bit_nesterov": "trace_8bit",
+}
+
+
+@pytest.mark.parametrize("entry", OPTIMIZERS, ids=[e[0] for e in OPTIMIZERS])
+def test_every_table_optimizer_declares_whether_it_is_elementwise(entry):
+    name, factory, kwargs = entry
+    tx = make(factory, **kwargs)
+    blame = traits.not_elementwise(tx)
+    if name in NOT_ELEMENTWISE:
+        assert blame is not None, f"{name} is elementwise: take it off the list"
+        assert traits.name(blame[0]) == NOT_ELEMENTWISE[name]
+    else:
+        assert blame is None, (
+            f"{name}: {traits.name(blame[0])} does not declare itself "
+            "elementwise: declare it (gradtx._core.traits.elementwise) or list "
+            "the optimizer in NOT_ELEMENTWISE"
+        )
+        gradtx.packed(tx)
+
+
+# Every primitive, built with small arguments, and whether it is elementwise.
+PRIMITIVES = [
+    (True, lambda: gradtx.identity()),
+    (True, lambda: gradtx.set_to_zero()),
+    (False, lambda: gradtx.stateless(lambda u, p: u)),  # a user's function
+    (False, lambda: gradtx.stateless_with_tree_map(lambda u, p: u)),
+    (True, lambda: gradtx.scale(0.1)),
+    (True, lambda: gradtx.scale_by_schedule(lambda c: 0.1)),
+    (True, lambda: gradtx.scale_by_learning_rate(0.1)),
+    (True, lambda: gradtx.clip(1.0)),
+    (True, lambda: gradtx.clip_by_global_norm(1.0)),
+    (True, lambda: gradtx.add_decayed_weights(0.1)),
+    (True, lambda: gradtx.add_noise(0.1, 0.5, 0)),
+    (True, lambda: gradtx.apply_every(2)),
+    (True, lambda: gradtx.trace(0.9)),
+    (True, lambda: gradtx.ema(0.9)),
+    (True, lambda: gradtx.scale_by_rms()),
+    (True, lambda: gradtx.scale_by_stddev()),
+    (True, lambda: gradtx.scale_by_rss()),
+    (True, lambda: gradtx.scale_by_adam()),
+    (True, lambda: gradtx.scale_by_amsgrad()),
+    (True, lambda: gradtx.scale_by_adamax()),
+    (True, lambda: gradtx.scale_by_adadelta()),
+    (True, lambda: gradtx.scale_by_adan()),
+    (True, lambda: gradtx.scale_by_rprop(0.1)),
+    (True, lambda: gradtx.scale_by_optimistic_gradient()),
+    (True, lambda: gradtx.scale_by_ademamix()),
+    (True, lambda: gradtx.scale_by_simplified_ademamix()),
+    (True, lambda: gradtx.scale_by_adopt()),
+    (True, lambda: gradtx.scale_by_belief()),
+    (True, lambda: gradtx.scale_by_radam()),
+    (True, lambda: gradtx.scale_by_yogi()),
+    (True, lambda: gradtx.scale_by_sign()),
+    (True, lambda: gradtx.scale_by_lion()),
+    (True, lambda: gradtx.scale_by_polyak()),
+    (True, lambda: gradtx.scale_by_lbfgs()),
+    (True, lambda: gradtx.normalize_by_update_norm()),
+    (True, lambda: gradtx.keep_params_nonnegative()),
+    (True, lambda: gradtx.zero_nans()),
+    (True, lambda: gradtx.prodigy()),
+    (True, lambda: gradtx.reduce_on_plateau()),
+    (False, lambda: gradtx.scale_by_distance_over_gradients()),  # per-leaf DoG
+    (False, lambda: gradtx.scale_by_backtracking_linesearch(3)),  # f(params)
+    (False, lambda: gradtx.scale_by_zoom_linesearch(3)),
+    (False, lambda: gradtx.scale_by_sophia()),
+    (False, lambda: gradtx.hutchinson_estimator_diag_hessian()),
+    (False, lambda: gradtx.scale_by_trust_ratio()),
+    (False, lambda: gradtx.scale_by_param_block_norm()),
+    (False, lambda: gradtx.scale_by_param_block_rms()),
+    (False, lambda: gradtx.clip_by_block_rms(1.0)),
+    (False, lambda: gradtx.adaptive_grad_clip(0.1)),
+    (False, lambda: gradtx.scale_by_novograd()),
+    (False, lambda: gradtx.scale_by_sm3()),
+    (False, lambda: gradtx.scale_by_factored_rms()),
+    (False, lambda: gradtx.scale_by_muon()),
+    (False, lambda: scale_by_shape()),
+    (False, lambda: gradtx.centralize()),
+    (False, lambda: gradtx.scale_by_adam_8bit()),
+    (False, lambda: gradtx.trace_8bit(0.9)),
+    (False, lambda: gradtx.snapshot("n", gradtx.tree.norm)),  # a user's measure
+]
+
+
+@pytest.mark.parametrize("expected,factory", PRIMITIVES)
+def test_primitives_declare_whether_they_are_elementwise(expected, factory):
+    tx = factory()
+    assert traits.is_elementwise(tx) is expected, traits.name(tx)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda t: gradtx.chain(t, gradtx.scale(0.1)),
+        lambda t: gradtx.named_chain(("a", t)),
+        lambda t: gradtx.masked(t, True),
+        lambda t: gradtx.partition({"a": t}, "a"),
+        lambda t: gradtx.selective_transform(t, freeze_mask=False),
+        lambda t: gradtx.flatten(t),
+        lambda t: gradtx.MultiSteps(t, 2).gradient_transformation(),
+        lambda t: gradtx.apply_if_finite(t, 3),
+        lambda t: gradtx.conditionally_mask(t, lambda step: step > 1),
+        lambda t: gradtx.conditionally_transform(t, lambda step: step > 1),
+        lambda t: gradtx.lookahead(t, 2, 0.5),
+        lambda t: gradtx.schedule_free(t, 0.1),
+        lambda t: gradtx.kahan_summation(t),
+        lambda t: gradtx.stochastic_rounding(t, 0),
+    ],
+)
+def test_combinators_and_wrappers_inherit(wrap):
+    assert traits.is_elementwise(wrap(gradtx.scale_by_adam()))
+    assert not traits.is_elementwise(wrap(gradtx.scale_by_trust_ratio()))
 
 
 @pytest.mark.parametrize("name", ["adamw", "sgd_nesterov", "lion"])
@@ -429,11 +589,10 @@ def test_packed_wrapper_clip_schedule_and_errors():
     got, _ = _trajectory(gradtx.packed(tx), PARAMS, grad_fn, steps=10)
     for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(_f32(x), _f32(y), rtol=0, atol=1e-6)
-    lamb = gradtx.packed(gradtx.lamb(0.1))
-    with pytest.raises(TypeError, match="scale_by_trust_ratio: the tree is packed"):
-        lamb.update(PARAMS, lamb.init(PARAMS), PARAMS)
-    with pytest.raises(TypeError, match="packed: `params` is already packed"):
-        gradtx.packed(gradtx.sgd(0.1)).init(pack(PARAMS))
+    with pytest.raises(ValueError, match=r"packed: scale_by_trust_ratio .*elementwise"):
+        gradtx.packed(gradtx.lamb(0.1))
+    with pytest.raises(TypeError, match="packed: `params` holds a packed tree"):
+        gradtx.packed(gradtx.sgd(0.1)).init({"x": pack(PARAMS)})
     with pytest.raises(TypeError, match="packed: `inner` must be a gradient"):
         gradtx.packed(gradtx.sgd)
     with pytest.raises(ValueError, match="min_leaf_size"):

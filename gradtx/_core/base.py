@@ -24,6 +24,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from . import traits as _traits
 from .lifting import flatten_like, leaf_paths
 
 Params = chex.ArrayTree
@@ -146,7 +147,7 @@ def with_extra_args_support(tx: GradientTransformation) -> GradientTransformatio
         del extra_args
         return tx.update(updates, state, params)
 
-    return GradientTransformation(tx.init, update_fn)
+    return _traits.copy_traits(tx, GradientTransformation(tx.init, update_fn))
 
 
 def identity() -> GradientTransformation:
@@ -156,7 +157,7 @@ def identity() -> GradientTransformation:
         del params, extra_args
         return updates, state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return _traits.elementwise(GradientTransformation(init_empty_state, update_fn))
 
 
 def set_to_zero() -> GradientTransformation:
@@ -170,7 +171,7 @@ def set_to_zero() -> GradientTransformation:
         del params, extra_args
         return jax.tree.map(jnp.zeros_like, updates), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return _traits.elementwise(GradientTransformation(init_empty_state, update_fn))
 
 
 def stateless(

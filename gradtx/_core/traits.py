@@ -11,8 +11,9 @@ properties and the mechanisms read them:
   gradient, state and parameter, and on reductions over the whole tree (a
   global norm); never on which leaf holds it or on the leaf's shape. Set by the
   primitives that are (:func:`elementwise`), inherited by the combinators and
-  wrappers whose members all are. A transformation that does not declare it
-  (a foreign Optax transformation included) is not elementwise.
+  wrappers whose members all are (:func:`composed`). A transformation that
+  does not declare it (a foreign Optax transformation included) is not
+  elementwise; :func:`not_elementwise` finds the part to blame.
 * ``description``: the kind and hyperparameters of a primitive the fused step
   knows (``"adam"``, ``"scale"``, …), recorded by :func:`described`.
 
@@ -21,11 +22,10 @@ the transformation), so :class:`~gradtx.GradientTransformation` stays a plain
 ``(init, update)`` pair that Optax, Flax and Equinox accept as it is.
 """
 
+import inspect
 import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple
-
-from .base import GradientTransformation
 
 
 class Description(NamedTuple):
@@ -36,30 +36,51 @@ class Description(NamedTuple):
 
 
 class Traits(NamedTuple):
-    """The properties of one transformation (defaults: none declared)."""
+    """The properties of one transformation (defaults: none declared).
+
+    Attributes:
+      elementwise: see the module docstring.
+      description: the fused step's record (:func:`described`).
+      parts: the transformations a combinator or wrapper is made of.
+      reason: why a combinator of elementwise parts is not elementwise itself
+        (its mask is a function of the params, …).
+      name: the factory's name, where it is not the name of the function that
+        defines ``update`` (see :func:`name`).
+    """
 
     elementwise: bool = False
     description: Description | None = None
+    parts: tuple = ()
+    reason: str | None = None
+    name: str | None = None
 
 
 _TRAITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _key(tx: Any) -> Any:
+    """``tx.update``; for a bound method (a class such as ``MultiSteps`` with
+    an ``update`` method), the object it is bound to."""
+    update = tx.update
+    return update.__self__ if inspect.ismethod(update) else update
+
+
 def traits(tx: Any) -> Traits:
     """The properties ``tx`` carries; the defaults for one that declares none."""
     try:
-        return _TRAITS.get(tx.update, Traits())
+        return _TRAITS.get(_key(tx), Traits())
     except (TypeError, AttributeError):  # not weakly referenceable, not a tx
         return Traits()
 
 
-def declare(tx: GradientTransformation, **properties: Any) -> GradientTransformation:
+# (``Any``: this module sits under ``base``, which copies traits across wrappers.)
+def declare(tx: Any, **properties: Any) -> Any:
     """Records ``properties`` (fields of :class:`Traits`) for ``tx``; returns it."""
-    _TRAITS[tx.update] = traits(tx)._replace(**properties)
+    _TRAITS[_key(tx)] = traits(tx)._replace(**properties)
     return tx
 
 
-def elementwise(tx: GradientTransformation) -> GradientTransformation:
+def elementwise(tx: Any) -> Any:
     """Declares ``tx`` elementwise (see the module docstring); returns it."""
     return declare(tx, elementwise=True)
 
@@ -72,9 +93,58 @@ def all_elementwise(txs: Iterable[Any]) -> bool:
     return all(is_elementwise(t) for t in txs)
 
 
-def described(
-    tx: GradientTransformation, kind: str, **args: Any
-) -> GradientTransformation:
+def composed(tx: Any, parts: Iterable[Any], *, reason: str | None = None) -> Any:
+    """Declares ``tx`` made of ``parts``: elementwise when every part is and
+    there is no ``reason`` (the combinator's own) that it is not; returns it."""
+    parts = tuple(parts)
+    ok = reason is None and all_elementwise(parts)
+    return declare(tx, parts=parts, reason=reason, elementwise=ok)
+
+
+def copy_traits(source: Any, tx: Any) -> Any:
+    """Gives ``tx`` (a wrapper with the same behaviour) the traits and the
+    name of ``source``; returns it."""
+    _TRAITS[_key(tx)] = traits(source)._replace(name=name(source))
+    return tx
+
+
+def name(tx: Any) -> str:
+    """``tx`` in its caller's words: the factory that built it.
+
+    A declared name, else the function that defines ``update`` (an
+    ``update_fn`` local to ``scale_by_adam`` gives ``"scale_by_adam"``).
+    Transformations from outside gradtx are named with their module
+    (``"optax's scale_by_trust_ratio (optax._src.transform)"``).
+    """
+    declared = traits(tx).name
+    if declared is not None:
+        return declared
+    fn = getattr(tx, "update", None)
+    qualname = getattr(fn, "__qualname__", None) or type(tx).__qualname__
+    head = qualname.split(".<locals>")[0]
+    module = getattr(fn, "__module__", None) or ""
+    package = module.split(".")[0]
+    if package == "gradtx":
+        return head
+    return f"{package}'s {head} ({module})" if package else head
+
+
+def not_elementwise(tx: Any) -> tuple[Any, str | None] | None:
+    """``None`` for an elementwise ``tx``; else ``(part, reason)``: the first
+    part (depth first; else ``tx`` itself) that keeps it from being
+    elementwise, and the reason a combinator gave (``None`` for a part that
+    simply does not declare it)."""
+    found = traits(tx)
+    if found.elementwise:
+        return None
+    for part in found.parts:
+        blame = not_elementwise(part)
+        if blame is not None:
+            return blame
+    return tx, found.reason
+
+
+def described(tx: Any, kind: str, **args: Any) -> Any:
     """Records ``(kind, args)`` for ``tx`` and returns ``tx`` unchanged."""
     return declare(tx, description=Description(kind, args))
 

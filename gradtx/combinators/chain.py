@@ -6,7 +6,7 @@ from .._core.base import (
     GradientTransformation,
     with_extra_args_support,
 )
-from .._core.traits import described
+from .._core.traits import composed, described
 
 
 def check_transforms(owner: str, txs: Any) -> None:
@@ -58,7 +58,7 @@ def chain(*args: GradientTransformation) -> GradientTransformation:
         return updates, tuple(new_state)
 
     tx = GradientTransformation(init_fn, update_fn)
-    return described(tx, "chain", members=args)
+    return composed(described(tx, "chain", members=args), args)
 
 
 def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransformation:
@@ -98,4 +98,4 @@ def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransforma
             )
         return updates, new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [t for _, t in args])

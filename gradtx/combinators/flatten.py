@@ -9,6 +9,7 @@ import numpy as np
 from .._core.base import GradientTransformation, with_extra_args_support
 from .._core.lifting import check_shapes, flatten_like
 from .._core.placement import auto_axes, on_mesh
+from .._core.traits import composed
 from .chain import check_transforms
 
 
@@ -80,4 +81,4 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
         ]
         return treedef.unflatten(out), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])

@@ -14,7 +14,7 @@ from .._core.base import (
 )
 from .._core.lifting import first_difference
 from .._core.state_paths import ParamsPlaceholder
-from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
+from .._core.traits import composed
 from .chain import check_transforms
 
 
@@ -29,10 +29,7 @@ class MaskedNode(NamedTuple):
 
 
 def _resolve_mask(mask: Any, tree: Any) -> Any:
-    if not callable(mask):
-        return mask
-    refuse_packed("masked", tree, why=FUNCTION_OF_PACKED.format(what="mask"))
-    return mask(tree)
+    return mask(tree) if callable(mask) else mask
 
 
 def _apply_mask(tree: Any, mask_tree: Any, what: str) -> Any:
@@ -116,4 +113,8 @@ def masked(
         updates = jax.tree.map(lambda m, n, u: n if m else u, mask_tree, new, updates)
         return updates, MaskedState(inner_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
+    # A mask computed by a function sees whatever tree it is given: not
+    # elementwise (a tree of bools is).
+    why = "its `mask` is a function of the params" if callable(mask) else None
+    return composed(tx, [inner], reason=why)

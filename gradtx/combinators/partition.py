@@ -23,7 +23,7 @@ from .._core.base import (
 )
 from .._core.lifting import first_difference
 from .._core.state_paths import ParamsPlaceholder
-from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
+from .._core.traits import composed, declare
 from .masked import masked
 
 
@@ -72,12 +72,7 @@ def _static_bools(owner: str, name: str, mask: Any) -> Any:
         )
 
     if callable(mask):
-
-        def resolve(tree):
-            refuse_packed(owner, tree, why=FUNCTION_OF_PACKED.format(what=name))
-            return convert(mask(tree))
-
-        return resolve
+        return lambda tree: convert(mask(tree))
     return convert(mask)
 
 
@@ -122,6 +117,7 @@ def _partition(
     mask_compatible_extra_args: bool,
     owner: str,
     name: str,
+    computed: bool | None = None,
 ) -> GradientTransformation:
     if not isinstance(transforms, Mapping):
         raise TypeError(
@@ -137,9 +133,6 @@ def _partition(
     txs = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
 
     def labels_for(tree, what):
-        if callable(param_labels) and not getattr(param_labels, "packing_aware", 0):
-            why = FUNCTION_OF_PACKED.format(what=name)
-            refuse_packed(owner, tree, why=why)
         labels = param_labels(tree) if callable(param_labels) else param_labels
         _check_prefix(owner, name, labels, tree, what)
         _check_labels(owner, name, labels, txs)
@@ -180,7 +173,12 @@ def _partition(
             )
         return updates, PartitionState(new_states)
 
-    return GradientTransformation(init_fn, update_fn)
+    # labels computed by a function see whatever tree they are given: not
+    # elementwise (a tree of labels is). `computed`: the caller's labels are.
+    computed = callable(param_labels) if computed is None else computed
+    why = f"its `{name}` is a function of the params" if computed else None
+    tx = GradientTransformation(init_fn, update_fn)
+    return declare(composed(tx, transforms.values(), reason=why), name=owner)
 
 
 def partition(
@@ -283,6 +281,7 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
       >>> updates["b"], updates["w"]
       (Array([0., 0.], dtype=float32), Array([1., 1.], dtype=float32))
     """
+    computed = callable(mask)
     mask = _static_bools("freeze", "mask", mask)
     inner = masked(set_to_zero(), mask)
 
@@ -298,7 +297,8 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
         checked(updates, "updates")
         return inner.update(updates, state, params, **extra_args)
 
-    return GradientTransformation(init_fn, update_fn)
+    why = "its `mask` is a function of the params" if computed else None
+    return composed(GradientTransformation(init_fn, update_fn), [], reason=why)
 
 
 def selective_transform(
@@ -341,6 +341,7 @@ def selective_transform(
       >>> sorted(state.inner_states)
       ['freeze', 'train']
     """
+    computed = callable(freeze_mask)
     freeze_mask = _static_bools("selective_transform", "freeze_mask", freeze_mask)
 
     def labels(tree):
@@ -353,4 +354,5 @@ def selective_transform(
         False,
         owner="selective_transform",
         name="freeze_mask",
+        computed=computed,
     )

@@ -23,10 +23,14 @@ that is what makes a packed step fast to compile.
 Elementwise transformations do the same arithmetic on a packed tree (the
 results are bit-identical unless XLA fuses the two programs differently, see
 ``docs/packing.md``); reductions over all leaves (global norms) sum in another
-order; transformations
-that treat each leaf as a whole (trust ratios, factored moments, Muon, masks
-computed from the params) must refuse a packed tree: see
-:func:`refuse_packed` and ``docs/packing.md``.
+order; transformations that treat each leaf as a whole (trust ratios,
+factored moments, Muon, masks computed from the params) would treat a buffer
+of many leaves as one. Step packed params through :func:`gradtx.packed`
+(``packed(tx).init(packed_params)``), which refuses, when it is built, every
+transformation that does not declare itself elementwise and hands packed
+trees to it as they are; a transformation called directly on a packed tree is
+not checked (no primitive knows that packing exists). :func:`refuse_packed`
+stays for code of your own that wants to refuse packed trees itself.
 """
 
 import dataclasses
@@ -395,9 +399,11 @@ def refuse_packed(
 ) -> None:
     """Raises ``TypeError`` if any of ``trees`` holds a :class:`Packed` node.
 
-    For transformations that treat each leaf as a whole (a per-leaf norm, a
-    matrix shape, a mask computed from the params): on a packed tree they
-    would silently treat a buffer of many leaves as one.
+    For code of your own that treats each leaf as a whole (a per-leaf norm, a
+    matrix shape, a mask computed from the params) and may be handed a packed
+    tree directly: it would silently treat a buffer of many leaves as one.
+    gradtx's own transformations do not call it: :func:`gradtx.packed` refuses
+    those that are not elementwise before they run.
 
     Args:
       owner: the transformation's name, for the message.

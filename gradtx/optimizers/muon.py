@@ -1,79 +1,22 @@
 """Muon: orthogonalised momentum for matrices, with an Adam fallback."""
 
-from collections.abc import Callable
 from typing import Any
 
 import chex
-import jax
 
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
-from ..combinators.masked import MaskedNode
 from ..combinators.partition import partition
-from ..engines.pack import refuse_packed
 from ..transforms.muon import (
     NS_COEFFS_PRESETS,
-    MuonDimensionNumbers,
+    muon_routing,
     scale_by_muon,
     scale_by_shape,
 )
 from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 from .adam import adamw
-
-
-def _dims_or_none(x: Any) -> bool:
-    return x is None or isinstance(x, MuonDimensionNumbers)
-
-
-def _muon_routing(dims_spec: Any) -> tuple[Callable, Callable]:
-    """``(param_labels, weight_dimension_numbers)`` functions for :func:`muon`."""
-
-    def spread(tree):
-        """One MuonDimensionNumbers (Muon) or None (AdamW) per array leaf."""
-        if dims_spec is None:
-            return jax.tree.map(
-                lambda x: MuonDimensionNumbers() if x.ndim == 2 else None, tree
-            )
-        spec = dims_spec(tree) if callable(dims_spec) else dims_spec
-        try:
-            return jax.tree.map(
-                lambda d, sub: jax.tree.map(lambda _: d, sub),
-                spec,
-                tree,
-                is_leaf=_dims_or_none,
-            )
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                "muon: `muon_weight_dimension_numbers` must be a tree of "
-                "MuonDimensionNumbers or None (AdamW) with the structure of the "
-                f"params, or a prefix of it.\n  got: {jax.tree.structure(spec)}\n"
-                f"  params: {jax.tree.structure(tree)}"
-            ) from e
-
-    def labels(tree):
-        refuse_packed(
-            "muon",
-            tree,
-            why="it routes each leaf by its shape (matrices to Muon)",
-            max_rank=1 if dims_spec is None else None,
-        )
-        return jax.tree.map(
-            lambda d: "adam" if d is None else "muon",
-            spread(tree),
-            is_leaf=_dims_or_none,
-        )
-
-    def dims(masked_updates):
-        return jax.tree.map(
-            lambda d: MaskedNode() if d is None else d,
-            spread(masked_updates),
-            is_leaf=_dims_or_none,
-        )
-
-    labels.packing_aware = True  # checks packed trees itself (vectors may stay packed)
-    return labels, dims
 
 
 def muon(
@@ -184,7 +127,7 @@ def muon(
                 f"{list(NS_COEFFS_PRESETS)}, got {ns_coeffs!r}."
             )
         ns_coeffs = NS_COEFFS_PRESETS[ns_coeffs]
-    labels, dims = _muon_routing(muon_weight_dimension_numbers)
+    labels, dims = muon_routing(muon_weight_dimension_numbers)
     muon_part = chain(
         scale_by_muon(
             ns_coeffs,

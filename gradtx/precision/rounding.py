@@ -54,6 +54,7 @@ from .._core.lifting import (
     map_leaves,
     tree_zeros_like,
 )
+from .._core.traits import composed
 from ..combinators.chain import check_transforms
 from ..transforms.noise import as_key
 
@@ -265,7 +266,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
         )
         return updates, KahanSummationState(inner_state, compensation)
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])
 
 
 class StochasticRoundingState(NamedTuple):
@@ -387,4 +388,4 @@ def stochastic_rounding(
         count = _maths.safe_increment(state.count)
         return updates, StochasticRoundingState(inner_state, count, state.rng_key)
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])

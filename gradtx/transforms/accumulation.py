@@ -11,6 +11,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
 from .._core.lifting import map_leaves, tree_zeros_like
+from .._core.traits import elementwise
 
 
 class ApplyEvery(NamedTuple):
@@ -77,4 +78,4 @@ def apply_every(k: int = 1) -> GradientTransformation:
         )
         return updates, ApplyEvery(_maths.safe_increment(state.count) % k, acc)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

@@ -9,7 +9,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
 from .._core.lifting import map_leaves, square_state_like, state_zeros_like
-from .._core.traits import described
+from .._core.traits import described, elementwise
 
 
 class ScaleByAdamState(NamedTuple):
@@ -115,7 +115,7 @@ def scale_by_adam(
     tx = GradientTransformation(init_fn, update_fn)
     args = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype)
     args["nu_dtype"] = nu_dtype
-    return described(tx, "adam", nesterov=nesterov, **args)
+    return elementwise(described(tx, "adam", nesterov=nesterov, **args))
 
 
 class ScaleByAmsgradState(NamedTuple):
@@ -191,7 +191,7 @@ def scale_by_amsgrad(
         )
         return updates, ScaleByAmsgradState(count, mu, nu, nu_max)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def scale_by_adamax(
@@ -252,4 +252,4 @@ def scale_by_adamax(
         )
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

@@ -31,7 +31,7 @@ from .._core.lifting import (
     upcast,
 )
 from .._core.placement import zeros_derived
-from ..engines.pack import packed_guard
+from .._core.traits import elementwise
 
 
 def _shape_error(owner, path, name, got, want):
@@ -97,20 +97,13 @@ def scale_by_novograd(
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
     decays = not _is_zero(weight_decay)
 
-    refuse = packed_guard(
-        "scale_by_novograd",
-        "it keeps one second moment per leaf (the leaf's squared norm)",
-    )
-
     def init_fn(params):
-        refuse(params)
         nu = jax.tree.map(lambda p: jnp.zeros([], dtype_of(p)), params)
         return ScaleByNovogradState(
             count=jnp.zeros([], jnp.int32), mu=state_zeros_like(params, mu_dtype), nu=nu
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del extra_args
         check_state(owner, state, ScaleByNovogradState)
         if decays and params is None:
@@ -206,7 +199,7 @@ def scale_by_adadelta(
         )
         return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleByAdanState(NamedTuple):
@@ -281,7 +274,7 @@ def scale_by_adan(
         )
         return updates, ScaleByAdanState(m=m, v=v, n=n, g=g, t=t)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleBySM3State(NamedTuple):
@@ -353,18 +346,12 @@ def scale_by_sm3(
     _validate.decay(owner, "b2", b2, allow_one=True)
     _validate.non_negative(owner, "eps", eps)
 
-    refuse = packed_guard(
-        "scale_by_sm3", "it keeps one accumulator per axis of each leaf", max_rank=1
-    )
-
     def init_fn(params):
-        refuse(params)
         return ScaleBySM3State(
             mu=jax.tree.map(_sm3_cover, params), nu=tree_zeros_like(params)
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del params, extra_args
         check_state(owner, state, ScaleBySM3State)
         leaves, treedef = jax.tree.flatten(updates)
@@ -468,7 +455,7 @@ def scale_by_rprop(
         )
         return updates, ScaleByRpropState(step_sizes=steps, prev_updates=prev)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
@@ -532,4 +519,4 @@ def scale_by_optimistic_gradient(
         )
         return updates, ScaleByOptimisticGradientState(jnp.array(False), prev)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

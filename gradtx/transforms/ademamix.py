@@ -14,6 +14,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule, Updates, check_state
 from .._core.lifting import map_leaves, square_state_like, state_zeros_like
+from .._core.traits import elementwise
 
 
 class ScaleByAdemamixState(NamedTuple):
@@ -109,7 +110,7 @@ def scale_by_ademamix(
         count_m2 = _maths.safe_increment(state.count_m2)
         return updates, ScaleByAdemamixState(count, count_m2, m1, m2, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleBySimplifiedAdEMAMixState(NamedTuple):
@@ -179,4 +180,4 @@ def scale_by_simplified_ademamix(
         )
         return updates, ScaleBySimplifiedAdEMAMixState(t, m, n)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

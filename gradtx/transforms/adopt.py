@@ -10,6 +10,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, check_state
 from .._core.lifting import map_leaves, square_state_like, state_zeros_like
+from .._core.traits import elementwise
 from .adam import ScaleByAdamState
 
 
@@ -109,4 +110,4 @@ def scale_by_adopt(
         count = _maths.safe_increment(state.count)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

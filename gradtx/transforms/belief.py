@@ -20,6 +20,7 @@ from .._core.lifting import (
     square_state_like,
     state_zeros_like,
 )
+from .._core.traits import elementwise
 from .adam import (
     bias_corrections,
     check_adam_args,
@@ -105,4 +106,4 @@ def scale_by_belief(
         )
         return updates, ScaleByBeliefState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

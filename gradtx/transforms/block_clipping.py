@@ -21,7 +21,6 @@ from .._core.base import (
     init_empty_state,
 )
 from .._core.lifting import leaf_norms, map_leaves
-from ..engines.pack import packed_guard, refuse_packed
 
 AdaptiveGradClipState = EmptyState
 
@@ -54,10 +53,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     def leaf(g, rms):
         return g / jnp.maximum(1.0, rms / threshold)
 
-    refuse = packed_guard("clip_by_block_rms", "it clips each leaf by that leaf's RMS")
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del params, extra_args
         rms = leaf_norms(jax.tree.leaves(updates), mean=True)  # one overflow test
         return map_leaves(
@@ -156,12 +152,7 @@ def adaptive_grad_clip(
         clipped = g * (max_norm / jnp.maximum(g_norm, 1e-6))
         return jnp.where(g_norm < max_norm, g, clipped)
 
-    refuse = packed_guard(
-        owner, "it clips units of each leaf relative to that leaf's parameter norms"
-    )
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del extra_args
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name=owner))
@@ -176,7 +167,6 @@ def adaptive_grad_clip(
 
 
 def _batch_leaves(owner: str, grads: Any) -> list[chex.Array]:
-    refuse_packed(owner, grads, why="its gradients carry a batch axis per leaf")
     leaves = [jnp.asarray(g) for g in jax.tree.leaves(grads)]
     if not leaves:
         raise ValueError(f"{owner}: `grads` has no arrays.")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, init_empty_state
 from .._core.lifting import global_norm, map_leaves
-from ..engines.pack import packed_guard
+from .._core.traits import elementwise
 
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
@@ -52,12 +52,7 @@ def centralize() -> GradientTransformation:
       Deep Neural Networks", 2020 (https://arxiv.org/abs/2004.01461).
     """
 
-    refuse = packed_guard(
-        "centralize", "it subtracts the mean over each matrix's other axes", max_rank=1
-    )
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del params, extra_args
         return jax.tree.map(_centralize_leaf, updates), state
 
@@ -104,4 +99,4 @@ def normalize_by_update_norm(
         denom = jnp.where(denom == 0, 1.0, denom)
         return map_leaves(lambda g: g / denom, updates, owner=owner), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from .._core import validation as _validate
 from .._core.base import EmptyState, GradientTransformation, init_empty_state
 from .._core.lifting import global_norm, map_leaves
-from .._core.traits import described
+from .._core.traits import described, elementwise
 
 ClipState = EmptyState
 ClipByGlobalNormState = EmptyState
@@ -38,7 +38,7 @@ def clip(max_delta: chex.Numeric) -> GradientTransformation:
             leaf, updates, owner="clip", complex_ok="clipping by value needs an order"
         ), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))
 
 
 def global_clip_factor(updates: Any, max_norm: chex.Numeric) -> chex.Array:
@@ -71,4 +71,4 @@ def clip_by_global_norm(max_norm: chex.Numeric) -> GradientTransformation:
         return map_leaves(leaf, updates, owner="clip_by_global_norm"), state
 
     tx = GradientTransformation(init_empty_state, update_fn)
-    return described(tx, "clip_by_global_norm", max_norm=max_norm)
+    return elementwise(described(tx, "clip_by_global_norm", max_norm=max_norm))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from .._core.base import NO_PARAMS_MSG, EmptyState, GradientTransformation, check_state
 from .._core.lifting import flatten_like, map_leaves
+from .._core.traits import elementwise
 
 NonNegativeParamsState = EmptyState
 
@@ -54,7 +55,7 @@ def keep_params_nonnegative() -> GradientTransformation:
         )
         return out, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ZeroNansState(NamedTuple):
@@ -103,4 +104,4 @@ def zero_nans() -> GradientTransformation:
         updates, found = map_leaves(leaf, updates, owner=owner, nout=2)
         return updates, ZeroNansState(found)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

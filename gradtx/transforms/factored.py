@@ -27,7 +27,6 @@ from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
 from .._core.lifting import flatten_like, leaf_paths, square_dtype, upcast
 from .._core.placement import zeros_derived
-from ..engines.pack import packed_guard
 
 
 def _decay_rate_pow(step: chex.Numeric, exponent: chex.Numeric = 0.8) -> chex.Array:
@@ -175,14 +174,7 @@ def scale_by_factored_rms(
             )
         )
 
-    refuse = packed_guard(
-        "scale_by_factored_rms",
-        "it factors each matrix's second moment into row and column statistics",
-        max_rank=1,
-    )
-
     def init_fn(params):
-        refuse(params)
         leaves, treedef = jax.tree.flatten(params)
         cols = list(zip(*[init_leaf(p) for p in leaves], strict=True)) or [[]] * 3
         v_row, v_col, v = (treedef.unflatten(list(c)) for c in cols)
@@ -201,7 +193,6 @@ def scale_by_factored_rms(
                     )
 
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del extra_args
         check_state(owner, state, FactoredState)
         leaves, treedef = jax.tree.flatten(updates)

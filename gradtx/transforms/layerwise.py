@@ -23,7 +23,7 @@ from .._core.base import (
     init_empty_state,
 )
 from .._core.lifting import flatten_like, leaf_norms, map_leaves
-from ..engines.pack import packed_guard
+from .._core.traits import declare, elementwise
 
 ScaleByTrustRatioState = EmptyState
 
@@ -92,12 +92,7 @@ def scale_by_trust_ratio(
         zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
         return u * jnp.where(zero, 1.0, ratio)
 
-    refuse = packed_guard(
-        owner, "it scales each leaf by the ratio of its parameter and update norms"
-    )
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
         norms = [_block_norms(owner, t, updates) for t in (params, updates)]
@@ -112,12 +107,7 @@ def scale_by_trust_ratio(
 def _scale_by_param_block(owner, mean, min_scale):
     _validate.non_negative(owner, "min_scale", min_scale)
 
-    refuse = packed_guard(
-        owner, "it scales each leaf by a norm of the whole parameter leaf"
-    )
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del extra_args
         params = _params_or_raise(owner, params)
         norms = [_block_norms(owner, params, updates, mean)]
@@ -127,7 +117,8 @@ def _scale_by_param_block(owner, mean, min_scale):
         )
         return updates, state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    # not elementwise (a norm per leaf); named for the caller, not this helper
+    return declare(GradientTransformation(init_empty_state, update_fn), name=owner)
 
 
 def scale_by_param_block_norm(min_scale: chex.Numeric = 1e-3) -> GradientTransformation:
@@ -195,4 +186,4 @@ def add_scaled_params(factor: chex.Numeric) -> GradientTransformation:
         updates = map_leaves(leaf, updates, params, names=["params"], owner=owner)
         return updates, state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))

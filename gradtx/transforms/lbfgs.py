@@ -25,6 +25,7 @@ from .._core.base import (
 from .._core.lifting import map_leaves, tree_zeros_like
 from .._core.maths import safe_increment
 from .._core.placement import zeros_derived
+from .._core.traits import elementwise
 from .backtracking import tree_add_scale, tree_sq_norm, tree_vdot
 
 
@@ -170,4 +171,4 @@ def scale_by_lbfgs(
         )
         return cast(direction, updates), new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

@@ -20,6 +20,7 @@ from .._core.lifting import (
     state_zeros_like,
     tree_zeros_like,
 )
+from .._core.traits import elementwise
 
 
 class TraceState(NamedTuple):
@@ -66,7 +67,7 @@ def trace(
         )
         return updates, TraceState(trace=new)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class EmaState(NamedTuple):
@@ -114,7 +115,7 @@ def ema(
         )
         return updates, EmaState(count=count, ema=new)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def _inv_root(x, eps, eps_in_sqrt):
@@ -194,7 +195,7 @@ def scale_by_rms(
             return updates, ScaleByRmsWithCountState(count=count, nu=nu)
         return updates, ScaleByRmsState(nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleByRStdDevState(NamedTuple):
@@ -272,7 +273,7 @@ def scale_by_stddev(
             return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         return updates, ScaleByRStdDevState(mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleByRssState(NamedTuple):
@@ -323,4 +324,4 @@ def scale_by_rss(
         )
         return updates, ScaleByRssState(sum_of_squares=s)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

@@ -8,7 +8,7 @@ full rule and references, is :func:`gradtx.muon`.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import chex
@@ -21,7 +21,7 @@ from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
 from .._core.lifting import flatten_like, leaf_paths, map_leaves, state_zeros_like
 from .._core.placement import auto_axes
-from ..engines.pack import packed_guard
+from ..combinators.masked import MaskedNode
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 NS_COEFFS_PRESETS = {
@@ -268,10 +268,7 @@ def scale_by_muon(
             f"{preconditioning!r}."
         )
 
-    refuse = packed_guard(owner, "it orthogonalises each leaf as a matrix", max_rank=1)
-
     def init_fn(params):
-        refuse(params)
         return MuonState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
@@ -279,7 +276,6 @@ def scale_by_muon(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del params, extra_args
         check_state(owner, state, MuonState)
         count = _maths.safe_increment(state.count)
@@ -341,10 +337,7 @@ def scale_by_shape(
     if consistent_rms is not None:
         _validate.non_negative(owner, "consistent_rms", consistent_rms)
 
-    refuse = packed_guard(owner, "it picks a rule by each leaf's shape", max_rank=1)
-
     def update_fn(updates, state, params=None, **extra_args):
-        refuse(updates, params)
         del params, extra_args
         dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
 
@@ -360,3 +353,61 @@ def scale_by_shape(
         return map_leaves(leaf, updates, owner=owner), state
 
     return GradientTransformation(init_empty_state, update_fn)
+
+
+def _dims_or_none(x: Any) -> bool:
+    return x is None or isinstance(x, MuonDimensionNumbers)
+
+
+def muon_routing(dims_spec: Any) -> tuple[Callable, Callable]:
+    """Which leaves :func:`gradtx.muon` gives to Muon, and how it sees them.
+
+    Args:
+      dims_spec: ``muon_weight_dimension_numbers``: a tree (or a function of
+        the params returning one) of :class:`MuonDimensionNumbers` or ``None``
+        (AdamW), the params' structure or a prefix of it; ``None``: Muon for
+        every 2-D leaf.
+
+    Returns:
+      ``(param_labels, weight_dimension_numbers)``: functions of the params
+      for :func:`gradtx.partition` (``"muon"`` or ``"adam"`` per leaf) and of
+      the Muon part's (masked) updates for :func:`scale_by_muon`.
+    """
+
+    def spread(tree):
+        """One MuonDimensionNumbers (Muon) or None (AdamW) per array leaf."""
+        if dims_spec is None:
+            return jax.tree.map(
+                lambda x: MuonDimensionNumbers() if x.ndim == 2 else None, tree
+            )
+        spec = dims_spec(tree) if callable(dims_spec) else dims_spec
+        try:
+            return jax.tree.map(
+                lambda d, sub: jax.tree.map(lambda _: d, sub),
+                spec,
+                tree,
+                is_leaf=_dims_or_none,
+            )
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                "muon: `muon_weight_dimension_numbers` must be a tree of "
+                "MuonDimensionNumbers or None (AdamW) with the structure of the "
+                f"params, or a prefix of it.\n  got: {jax.tree.structure(spec)}\n"
+                f"  params: {jax.tree.structure(tree)}"
+            ) from e
+
+    def labels(tree):
+        return jax.tree.map(
+            lambda d: "adam" if d is None else "muon",
+            spread(tree),
+            is_leaf=_dims_or_none,
+        )
+
+    def dims(masked_updates):
+        return jax.tree.map(
+            lambda d: MaskedNode() if d is None else d,
+            spread(masked_updates),
+            is_leaf=_dims_or_none,
+        )
+
+    return labels, dims

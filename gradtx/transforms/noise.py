@@ -18,6 +18,7 @@ from .._core.lifting import (
     map_leaves,
     upcast,
 )
+from .._core.traits import elementwise
 
 
 class AddNoiseState(NamedTuple):
@@ -123,4 +124,4 @@ def add_noise(
         )
         return updates, AddNoiseState(count=count, rng_key=rng_key)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

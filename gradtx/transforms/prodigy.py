@@ -25,6 +25,7 @@ from .._core.base import (
 )
 from .._core.lifting import dtype_of, map_leaves
 from .._core.placement import auto_axes, full_like
+from .._core.traits import elementwise
 
 
 class ProdigyState(NamedTuple):
@@ -195,4 +196,4 @@ def scale_by_prodigy(
             count,
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

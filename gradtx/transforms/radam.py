@@ -13,6 +13,7 @@ from .._core.lifting import (
     square_state_like,
     state_zeros_like,
 )
+from .._core.traits import elementwise
 from .adam import (
     ScaleByAdamState,
     bias_corrections,
@@ -107,4 +108,4 @@ def scale_by_radam(
         )
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

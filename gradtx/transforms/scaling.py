@@ -18,7 +18,7 @@ from .._core.base import (
     init_empty_state,
 )
 from .._core.lifting import map_leaves
-from .._core.traits import described
+from .._core.traits import described, elementwise
 
 ScaleState = EmptyState
 
@@ -46,7 +46,7 @@ def scale(step_size: chex.Numeric) -> GradientTransformation:
         return map_leaves(lambda g: step_size * g, updates, owner="scale"), state
 
     tx = GradientTransformation(init_empty_state, update_fn)
-    return described(tx, "scale", step_size=step_size)
+    return elementwise(described(tx, "scale", step_size=step_size))
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -91,7 +91,7 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         return updates, ScaleByScheduleState(_maths.safe_increment(state.count))
 
     tx = GradientTransformation(init_fn, update_fn)
-    return described(tx, "schedule", step_size_fn=step_size_fn)
+    return elementwise(described(tx, "schedule", step_size_fn=step_size_fn))
 
 
 def scale_by_learning_rate(

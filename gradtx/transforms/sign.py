@@ -12,6 +12,7 @@ from .._core.lifting import (
     map_leaves,
     state_zeros_like,
 )
+from .._core.traits import elementwise
 
 _NO_COMPLEX_SIGN = "the sign of a complex number is undefined"
 
@@ -42,7 +43,7 @@ def scale_by_sign() -> GradientTransformation:
             complex_ok=_NO_COMPLEX_SIGN,
         ), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))
 
 
 class ScaleByLionState(NamedTuple):
@@ -120,4 +121,4 @@ def scale_by_lion(
         )
         return updates, ScaleByLionState(_maths.safe_increment(state.count), mu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

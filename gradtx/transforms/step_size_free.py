@@ -36,6 +36,7 @@ from .._core.lifting import (
     tree_sum_of_squares,
     upcast,
 )
+from .._core.traits import elementwise
 
 _POLYAK_VARIANTS = ("sps", "sps+")
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
@@ -108,7 +109,7 @@ def scale_by_polyak(
         step = jnp.where(tiny, 0.0, jnp.minimum(gap / safe, max_learning_rate))
         return map_leaves(lambda g: step * g, updates, owner=owner), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))
 
 
 class ScaleByDistanceOverGradientsState(NamedTuple):

@@ -14,7 +14,7 @@ from .._core.base import (
     ScalarOrSchedule,
 )
 from .._core.lifting import map_leaves
-from .._core.traits import described
+from .._core.traits import described, elementwise
 from ..combinators.masked import masked
 
 AddDecayedWeightsState = EmptyState
@@ -80,7 +80,7 @@ def add_decayed_weights(
         return updates, state
 
     tx = GradientTransformation(init_fn, update_fn)
-    tx = described(tx, "add_decayed_weights", weight_decay=weight_decay)
+    tx = elementwise(described(tx, "add_decayed_weights", weight_decay=weight_decay))
     if mask is None:
         return tx
     return masked(tx, mask)

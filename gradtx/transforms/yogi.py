@@ -14,6 +14,7 @@ from .._core.lifting import (
     state_zeros_like,
     tree_full_like,
 )
+from .._core.traits import elementwise
 from .adam import (
     ScaleByAdamState,
     bias_corrections,
@@ -92,4 +93,4 @@ def scale_by_yogi(
         )
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

@@ -28,6 +28,7 @@ from .._core.base import (
 )
 from .._core.maths import safe_increment
 from .._core.placement import zeros_typed_like
+from .._core.traits import composed
 from ..combinators.chain import check_transforms
 
 
@@ -164,7 +165,7 @@ def conditionally_transform(
             inner_state, safe_increment(state.step)
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])
 
 
 class ConditionallyMaskState(NamedTuple):
@@ -226,7 +227,7 @@ def conditionally_mask(
         )
         return updates, ConditionallyMaskState(safe_increment(state.step), inner_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -348,4 +349,4 @@ def apply_if_finite(
             inner_state=inner_state,
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [inner])

@@ -18,6 +18,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import map_leaves
+from .._core.traits import composed
 
 
 class LookaheadState(NamedTuple):
@@ -167,4 +168,4 @@ def lookahead(
         steps = (state.steps_since_sync + 1) % sync_period
         return new, LookaheadState(fast_state, steps.astype(jnp.int32))
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [fast_tx])

@@ -43,6 +43,7 @@ from .._core.lifting import (
     tree_zeros_like,
 )
 from .._core.maths import safe_increment
+from .._core.traits import composed
 from ..combinators.chain import check_transforms
 from .conditionals import keep_dtypes, zeros_like_output
 
@@ -182,6 +183,7 @@ class MultiSteps:
                 f"got {should_skip_update_fn!r}."
             )
         self._opt = with_extra_args_support(opt)
+        composed(self, [self._opt])  # keyed by this object: its methods are bound
         self._use_grad_mean = use_grad_mean
         self._should_skip = should_skip_update_fn or _never_skip
         self._accumulator_dtype = _validate.float_dtype(

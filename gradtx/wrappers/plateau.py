@@ -18,6 +18,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, check_state
 from .._core.lifting import map_leaves
+from .._core.traits import elementwise
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
 
@@ -187,4 +188,4 @@ def reduce_on_plateau(
         updates = map_leaves(lambda g: scale * g, updates, owner=_OWNER)
         return updates, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

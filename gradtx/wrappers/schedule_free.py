@@ -25,6 +25,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import map_leaves
+from .._core.traits import composed
 
 
 class ScheduleFreeState(NamedTuple):
@@ -250,4 +251,4 @@ def schedule_free(
             z=z,
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return composed(GradientTransformation(init_fn, update_fn), [base_optimizer])
