@@ -8,9 +8,9 @@ Four columns, each stepping its own copy of one leaf of ``n`` float32
 parameters (2^24 by default, ~16.8M) with fixed gradients, jitted and donated:
 
 - ``optax``: ``optax.adamw`` update + ``optax.apply_updates`` (the reference);
-- ``jnp``: the same step as one plain jnp expression
-  (:func:`gradtx.engines.native.reference_leaf_step`, traced scalars);
-- ``native``: :func:`gradtx.engines.native.adam_leaf_step` (one pass, in place);
+- ``jnp``: ``gradtx.adamw`` update + ``gradtx.apply_updates`` (XLA's loops);
+- ``native``: ``gradtx.fused_step(gradtx.adamw(...))``, whose large leaves go
+  through :func:`gradtx.engines.native.adam_leaf_step` (one pass, in place);
 - ``torch-fused``: ``torch.optim.AdamW(fused=True)``, when torch imports.
 
 Columns are timed round-robin in one process (``A B C D A B C D ...``); the
@@ -27,29 +27,12 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from gradtx._core import maths as _maths
+import gradtx
 from gradtx.engines import native as _native
 
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 
 LR, B1, B2, EPS, WD = 1e-3, 0.9, 0.999, 1e-8, 1e-4
-
-
-def _scalars(count):
-    count = _maths.safe_increment(count)
-    return dict(
-        b1=B1,
-        omb1=1 - B1,
-        b2=B2,
-        omb2=1 - B2,
-        c1=_maths.debias_factor(B1, count),
-        c2=_maths.debias_factor(B2, count),
-        c1n=_maths.debias_factor(B1, _maths.safe_increment(count)),
-        eps=EPS,
-        eps_root=0.0,
-        wd=WD,
-        nlr=-LR,
-    )
 
 
 class JaxColumn:
@@ -69,24 +52,23 @@ class JaxColumn:
         self.carry = jax.block_until_ready(carry)
 
 
-def leaf_carry(n, key):
-    """``(p, m, v, count)``: normal params, zero moments; fresh buffers."""
+def gradtx_column(name, n, key, g, fused):
+    tx = gradtx.adamw(LR, B1, B2, EPS, weight_decay=WD)
+    if fused:
+        step_fn = gradtx.fused_step(tx, min_size=1)
+        if not step_fn.native:
+            raise SystemExit("fused_step did not recognise adamw")
+    else:
+
+        def step_fn(p, state, g):
+            updates, state = tx.update(g, state, p)
+            return gradtx.apply_updates(p, updates), state
+
+    def step(carry, g):
+        return step_fn(*carry, g)
+
     p = jax.random.normal(key, (n,), jnp.float32)
-    return p, jnp.zeros_like(p), jnp.zeros_like(p), jnp.zeros([], jnp.int32)
-
-
-def native_step(carry, g):
-    p, m, v, count = carry
-    p, m, v = _native.adam_leaf_step(p, g, m, v, nesterov=False, **_scalars(count))
-    return p, m, v, _maths.safe_increment(count)
-
-
-def jnp_step(carry, g):
-    p, m, v, count = carry
-    p, m, v = _native.reference_leaf_step(
-        p, g, m, v, f=None, nesterov=False, **_scalars(count)
-    )
-    return p, m, v, _maths.safe_increment(count)
+    return JaxColumn(name, step, (p, tx.init(p)), g)
 
 
 def optax_column(n, key, g):
@@ -135,8 +117,8 @@ def main():
     g = 1e-3 * jax.random.normal(kg, (args.n,), jnp.float32)
     columns = [
         optax_column(args.n, key, g),
-        JaxColumn("jnp", jnp_step, leaf_carry(args.n, key), g),
-        JaxColumn("native", native_step, leaf_carry(args.n, key), g),
+        gradtx_column("jnp", args.n, key, g, fused=False),
+        gradtx_column("native", args.n, key, g, fused=True),
     ]
     try:
         columns.append(TorchColumn(args.n))

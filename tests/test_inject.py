@@ -24,7 +24,8 @@ from gradtx.wrappers.inject import (
     InjectHyperparamsState,
     InjectStatefulHyperparamsState,
     WrappedSchedule,
-    _complement_pairs,
+    _complemented,
+    _exact_complements,
     inject_hyperparams,
     inject_stateful_hyperparams,
 )
@@ -177,20 +178,73 @@ def test_written_value_uses_its_float32_complement():
         params = gradtx.apply_updates(params, u)
 
 
+def test_complement_follows_a_written_value_and_comes_back():
+    """b2 = 0.999 (Python), then f32(0.995) written into the state, then f32(0.999)
+    written back: each segment is bit-equal to the plain optimizer given that
+    value (Python 0.999, whose complement is f32(1 − 0.999), or the float32
+    0.995, whose complement is 1 − f32(0.995)), continuing from the same state."""
+    params = _start()
+    opt = inject_hyperparams(gradtx.adam)(learning_rate=0.01)
+    state, step = opt.init(params), jax.jit(opt.update)
+    plain_state = state.inner_state
+    segments = [(None, 0.999), (F32(0.995), F32(0.995)), (F32(0.999), 0.999)]
+    for written, b2 in segments:
+        if written is not None:
+            state.hyperparams["b2"] = jnp.asarray(written)
+        plain = jax.jit(gradtx.adam(0.01, b2=b2).update)
+        for _ in range(4):
+            g = _grad(params)
+            u, state = step(g, state, params)
+            v, plain_state = plain(g, plain_state, params)
+            assert _bits_equal(u, v)
+            assert _bits_equal(state.inner_state, plain_state)
+            params = gradtx.apply_updates(params, u)
+        assert state.hyperparams["b2"] == F32(b2)
+    assert set(state.hyperparams_states) == set()  # the state is Optax's
+
+
+def test_foreign_factories_get_plain_arrays():
+    seen = []
+
+    def mine(learning_rate=0.01, b2=0.999):
+        seen.append(type(b2))
+        root = jnp.sqrt(b2)  # any jnp function: plain arrays only
+        return gradtx.chain(gradtx.scale_by_rms(decay=b2), gradtx.scale(-root))
+
+    tx = inject_hyperparams(mine)()
+    p = _start()
+    tx.update(_grad(p), tx.init(p), p)
+    assert all(t is not gradtx._core.maths.Complemented for t in seen)
+    ours, _ = _run(inject_hyperparams(optax.adam)(0.01), steps=5)
+    theirs, _ = _run(optax.inject_hyperparams(optax.adam)(0.01), steps=5)
+    assert _bits_equal(ours, theirs)
+
+
+def test_no_context_variable_in_the_maths():
+    import pathlib
+
+    root = pathlib.Path(gradtx.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "contextvars" not in text and "ContextVar" not in text, path
+
+
 def test_complement_keeps_the_gradient_of_one_minus_h():
     h = jnp.asarray(0.999, F32)
-    pairs = _complement_pairs({"b2": 0.999}, {"b2": h})
-    (got_h, c) = pairs[id(h)]
-    assert got_h is h
+    ((h0, c0),) = _exact_complements({"b2": 0.999, "eps": 1e-8}).values()
+    x = _complemented(h, h0, c0)
+    assert isinstance(x, gradtx._core.maths.Complemented) and x.value is h
+    c = gradtx._core.maths.one_minus(x)
     assert c == F32(1 - 0.999) and c != 1 - h
+    assert 1 - x == 1 - h  # spelt out, 1 - x is 1 - value: only one_minus differs
 
     def complement(h):
-        ((_, c),) = _complement_pairs({"b2": 0.999}, {"b2": h}).values()
-        return c
+        return gradtx._core.maths.one_minus(_complemented(h, h0, c0))
 
     assert jax.grad(complement)(h) == -1.0
-    assert _complement_pairs({"b2": 0.875}, {"b2": jnp.asarray(0.875, F32)}) == {}
-    assert _complement_pairs({"b1": 0}, {"b1": jnp.asarray(0)}) == {}
+    # another value: its own float32 complement
+    assert complement(jnp.asarray(0.99, F32)) == 1 - F32(0.99)
+    assert _exact_complements({"b2": 0.875, "b1": 0, "lr": F32(0.1)}) == {}
 
 
 def test_matches_optax_inject_hyperparams():

@@ -1,21 +1,39 @@
 """The native one-pass Adam(W) kernel (gradtx.engines.native) against the plain path.
 
 The oracle is gradtx itself: ``adam``/``adamw`` (optionally after
-``clip_by_global_norm``) update + ``apply_updates``, jitted, which XLA:CPU
-compiles into its own loops. Each step starts both sides from the same state,
-so a difference is that step's alone.
+``clip_by_global_norm``) update + ``apply_updates``, jitted. The kernel gets
+its scalars from :func:`gradtx.transforms.adam.adam_scalars`, the function
+``scale_by_adam`` uses, and computes :func:`gradtx.transforms.adam.adam_leaf`'s
+expression with every operation rounded once. XLA compiles that expression
+with roundings of its own choosing (it may contract ``a*b + c`` into an FMA,
+and turns ``x / c`` into ``x * (1/c)``), which change between XLA versions,
+CPUs and the surrounding code; so the comparison is a bound, not bit-identity.
+Each step starts both sides from the same state, so a difference is that
+step's alone.
 
-What is asserted (jax 0.10, x86-64 with FMA):
+The bound, per element (ULP = 2^-23, one unit in the last place at 1):
 
-- bit-identical p', m', v' (NaNs compared as NaNs) for every configuration
-  below, except two where XLA's own rounding depends on context:
-  a clipped gradient on a leaf whose size is not a multiple of 4 (XLA then
-  fuses the other product of ``omb1*g + b1*m`` into its FMA), and Nesterov
-  with a clipped gradient and ``eps_root > 0`` (likewise for the look-ahead);
-- there: m' and v' within 1 ulp of their larger term, and p' within
-  ``4 * (ulp(p) + 2^-23 * lr * |û|)``, with ``|û|`` the size of the Adam
-  direction computed from the operands' magnitudes (the bound is 2.0 at
-  worst in practice).
+- ``m'`` and ``v'`` within ``M_ULPS = 3`` ulps of the larger of their two
+  terms (``|(1-b1)·g|`` or ``|b1·m|``; ``|(1-b2)·g²|`` or ``|b2·v|``). Why 3:
+  however a two-term sum is rounded (two products then the sum, or one product
+  fused into an FMA), it is within half an ulp of the larger term for the
+  product(s) plus half an ulp of the sum, which may be one binade up: 1.5 ulps
+  of the larger term from the exact value, so two such roundings (kernel and
+  XLA) are at most 3 apart, whatever XLA chooses, even when the terms cancel.
+  The clip factor ``g·f`` is rounded the same way on both sides.
+- ``p'`` within ``P_UNITS = 8`` units of ``ulp(p) + ULP·lr·|û|``, where
+  ``|û| = (|m'| + m_scale)/min(c1, c1n)/(sqrt(v'/c2) + eps) + wd·|p|`` is the
+  size of the step computed from magnitudes (``m_scale`` the sum of the
+  first moment's terms): ``p + (−lr)·u`` rounds once on each side (an ulp of
+  ``p``), and ``u`` inherits the ulps of ``m'`` and ``v'`` (above), of
+  dividing by ``c1, c2, c1n`` (or multiplying by their rounded reciprocals, as
+  XLA does), of ``sqrt`` and of the final division: a handful of ulps of
+  ``|û|``, each at most ``ULP·|û|``.
+
+Measured on x86-64 with FMA (jax 0.10, XLA:CPU), over the cases below: 2 ulps
+for ``m'`` and ``v'``, 2.1 units for ``p'`` (``pytest -s`` prints the worst
+ratios of a run). Non-finite results (inf, NaN) must appear at the same
+elements, with the same sign.
 """
 
 from __future__ import annotations
@@ -30,7 +48,7 @@ import pytest
 import gradtx
 from gradtx._core import maths as _maths
 from gradtx.engines import native as _native
-from gradtx.transforms.adam import ScaleByAdamState
+from gradtx.transforms.adam import ScaleByAdamState, adam_scalars
 from gradtx.transforms.clipping import global_clip_factor
 
 pytestmark = pytest.mark.skipif(
@@ -39,6 +57,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 B1, B2, EPS, STEPS = 0.9, 0.999, 1e-8, 50
+ULP = 2.0**-23
+M_ULPS, P_UNITS = 3, 8
+WORST = {"m": 0.0, "v": 0.0, "p": 0.0}  # measured ratios, printed with -s
 
 # (nesterov, clip, weight_decay, lr schedule, eps_root)
 CONFIGS = [
@@ -91,19 +112,16 @@ def _with_adam(state, adam):
 
 
 def _native_step(p, g, mu, nu, count, *, nesterov, clip, wd, sched, eps_root):
-    """gradtx's step for ``count`` (the state's count) through the kernel."""
-    c = _maths.safe_increment(count)
+    """gradtx's step for ``count`` (the state's count) through the kernel, with
+    the scalars from ``adam_scalars``, as ``fused_step`` computes them."""
+    s = adam_scalars(B1, B2, EPS, eps_root, _maths.safe_increment(count), nesterov)
+    scalars = s._asdict()
+    scalars["c1n"] = s.c1 if s.c1n is None else s.c1n
     lr = _lr(sched)
     return _native.adam_leaf_step(
         p, g, mu, nu,
         f=global_clip_factor(g, 1.0) if clip else None,
-        b1=B1, omb1=1 - B1, b2=B2, omb2=1 - B2,
-        c1=_maths.debias_factor(B1, c),
-        c2=_maths.debias_factor(B2, c),
-        c1n=_maths.debias_factor(B1, _maths.safe_increment(c)),
-        eps=EPS, eps_root=eps_root, wd=wd,
-        nlr=-(lr(count) if sched else lr),
-        nesterov=nesterov,
+        **scalars, wd=wd, nlr=-(lr(count) if sched else lr), nesterov=nesterov,
     )  # fmt: skip
 
 
@@ -113,29 +131,42 @@ def _differing(a, b):
     return (a.view(np.uint32) != b.view(np.uint32)) & ~(np.isnan(a) & np.isnan(b))
 
 
+def _same_non_finite(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), "NaN elements differ"
+    inf = np.isinf(want)
+    assert np.array_equal(np.isinf(got), inf), "inf elements differ"
+    assert np.array_equal(got[inf], want[inf]), "inf signs differ"
+    return np.isfinite(want)
+
+
 def _assert_within_bound(got, want, before, g, f, *, c1, c1n, c2, lr, wd):
-    """The ulp bound of the module docstring, from the operands' magnitudes.
+    """The bound of the module docstring, from the operands' magnitudes.
 
     ``got`` and ``want`` are ``(p', m', v')``; ``before`` is ``(p, m, v)``.
     """
     f64 = lambda x: np.asarray(x, np.float64)
     p0, m0, v0 = (np.abs(f64(x)) for x in before)
     gs = np.abs(f64(g)) * float(f)
-    m_scale = (1 - B1) * gs + B1 * m0
-    v_scale = (1 - B2) * gs * gs + B2 * v0
-    for name, i, scale in (("m", 1, m_scale), ("v", 2, v_scale)):
-        err = np.abs(f64(got[i]) - f64(want[i])) / np.spacing(scale.astype(np.float32))
-        assert np.max(err) <= 1, f"{name}: {np.max(err)} ulps"
-    m1, v1 = np.abs(f64(want[1])), f64(want[2])
-    u = (m1 + m_scale) / min(c1, c1n) / (np.sqrt(v1 / c2) + EPS) + wd * p0
-    bound = np.spacing(p0.astype(np.float32)) + 2.0**-23 * lr * u
-    err = np.abs(f64(got[0]) - f64(want[0])) / bound
-    assert np.max(err) <= 4, f"p: {np.max(err)} of the bound"
-
-
-def _expect_exact(shape, nesterov, clip, eps_root):
-    size = int(np.prod(shape))
-    return not (clip and size % 4) and not (nesterov and clip and eps_root)
+    m_terms = np.maximum((1 - B1) * gs, B1 * m0)
+    v_terms = np.maximum((1 - B2) * gs * gs, B2 * v0)
+    with np.errstate(all="ignore"):
+        for name, i, scale in (("m", 1, m_terms), ("v", 2, v_terms)):
+            ok = _same_non_finite(got[i], want[i])
+            unit = np.spacing(scale.astype(np.float32)).astype(np.float64)
+            err = np.abs(f64(got[i]) - f64(want[i]))[ok] / unit[ok]
+            worst = float(np.max(err, initial=0.0))
+            WORST[name] = max(WORST[name], worst)
+            assert worst <= M_ULPS, f"{name}: {worst} ulps of the larger term"
+        m1, v1 = np.abs(f64(want[1])), f64(want[2])
+        m_scale = (1 - B1) * gs + B1 * m0
+        u = (m1 + m_scale) / min(c1, c1n) / (np.sqrt(v1 / c2) + EPS) + wd * p0
+        unit = np.spacing(p0.astype(np.float32)).astype(np.float64) + ULP * lr * u
+        ok = _same_non_finite(got[0], want[0]) & np.isfinite(unit)
+        err = np.abs(f64(got[0]) - f64(want[0]))[ok] / unit[ok]
+        worst = float(np.max(err, initial=0.0))
+        WORST["p"] = max(WORST["p"], worst)
+        assert worst <= P_UNITS, f"p: {worst} units of the bound"
 
 
 def _gradient(key, shape, step):
@@ -158,35 +189,25 @@ def test_matches_gradtx_step_by_step(shape, config):
         return gradtx.apply_updates(p, updates), state
 
     nat = jax.jit(lambda p, g, a: _native_step(p, g, a.mu, a.nu, a.count, **kw))
-    exact = _expect_exact(shape, nesterov, clip, eps_root)
     for step in range(STEPS if p.size < 2**16 else 8):
         g = _gradient(kg, shape, step)
         before = _adam_state(state)
         pn, mn, vn = nat(p, g, before)
         p_next, state = ref(p, g, state)
         after = _adam_state(state)
-        if exact:
-            for name, x, y in (
-                ("p", p_next, pn),
-                ("m", after.mu, mn),
-                ("v", after.nu, vn),
-            ):
-                n_bad = int(_differing(x, y).sum())
-                assert n_bad == 0, f"step {step}: {name} differs in {n_bad} elements"
-        else:
-            count = int(after.count)
-            _assert_within_bound(
-                (pn, mn, vn),
-                (p_next, after.mu, after.nu),
-                (p, before.mu, before.nu),
-                g,
-                global_clip_factor(g, 1.0) if clip else 1.0,
-                c1=1 - B1**count,
-                c1n=1 - B1 ** (count + 1),
-                c2=1 - B2**count,
-                lr=_lr(sched)(count - 1) if sched else _lr(sched),
-                wd=wd,
-            )
+        count = int(after.count)
+        _assert_within_bound(
+            (pn, mn, vn),
+            (p_next, after.mu, after.nu),
+            (p, before.mu, before.nu),
+            g,
+            global_clip_factor(g, 1.0) if clip else 1.0,
+            c1=1 - B1**count,
+            c1n=1 - B1 ** (count + 1),
+            c2=1 - B2**count,
+            lr=_lr(sched)(count - 1) if sched else _lr(sched),
+            wd=wd,
+        )
         p = p_next
 
 
@@ -222,33 +243,19 @@ def test_special_values_match_gradtx(nesterov, clip, wd):
     pn, mn, vn = jax.jit(lambda *a: _native_step(*a, **kw))(p, g, m, v, adam.count)
     pr, state = ref(p, g, state)
     after = _adam_state(state)
-    for name, x, y in (("p", pr, pn), ("m", after.mu, mn), ("v", after.nu, vn)):
-        assert not _differing(x, y).any(), name
-
-
-def test_brief_expression_within_ulps():
-    """The plain jnp expression with every scalar traced: the documented bound.
-
-    Spelt this way (``b1``, ``b2`` traced too, ``g`` always scaled), XLA's
-    choice of which products to fuse into FMAs depends on the leaf's size, so
-    only the ulp bound of the module docstring holds.
-    """
-    shape = (4096,)
-    k = jax.random.split(jax.random.key(7), 4)
-    p, g, m, v = (jax.random.normal(key, shape) for key in k)
-    v = jnp.abs(v)
-    scalars = dict(
-        f=0.7, b1=B1, omb1=1 - B1, b2=B2, omb2=1 - B2, c1=0.2, c2=0.003,
-        c1n=0.28, eps=EPS, eps_root=1e-9, wd=1e-4, nlr=-1e-3,
-    )  # fmt: skip
-    scalars = {k: jnp.float32(x) for k, x in scalars.items()}
-    for nesterov in (False, True):
-        run = lambda fn, s: fn(p, g, m, v, **s, nesterov=nesterov)
-        want = jax.jit(lambda s: run(_native.reference_leaf_step, s))(scalars)
-        got = jax.jit(lambda s: run(_native.adam_leaf_step, s))(scalars)
-        _assert_within_bound(
-            got, want, (p, m, v), g, 0.7, c1=0.2, c1n=0.28, c2=0.003, lr=1e-3, wd=1e-4
-        )
+    f = global_clip_factor(g, 1.0) if clip else 1.0
+    _assert_within_bound(
+        (pn, mn, vn),
+        (pr, after.mu, after.nu),
+        (p, m, v),
+        g,
+        f,
+        c1=1 - B1**4,
+        c1n=1 - B1**5,
+        c2=1 - B2**4,
+        lr=1e-3,
+        wd=wd,
+    )
 
 
 def _leaf(shape, seed=0):
@@ -264,14 +271,14 @@ SCALARS = dict(
 
 
 def test_in_place_with_donation():
+    """Donated, the kernel writes into its inputs, and computes what it
+    computes without donation (the same kernel: bit for bit)."""
     p, g, m, v = _leaf((1 << 19,))
     step = jax.jit(
         lambda p, g, m, v: _native.adam_leaf_step(p, g, m, v, **SCALARS),
         donate_argnums=(0, 2, 3),
     )
-    want = jax.jit(lambda *a: _native.reference_leaf_step(*a, f=None, **SCALARS))(
-        p, g, m, v
-    )
+    want = jax.jit(lambda *a: _native.adam_leaf_step(*a, **SCALARS))(p, g, m, v)
     pointers = [x.unsafe_buffer_pointer() for x in (p, m, v)]
     got = step(p, g, m, v)
     assert [x.unsafe_buffer_pointer() for x in got] == pointers
@@ -342,3 +349,9 @@ def test_unavailable_reasons(monkeypatch, tmp_path):
     path = _native._library_path("g++", b"source")
     assert path.parent == tmp_path and path.suffix == ".so"
     assert path != _native._library_path("g++", b"other source")
+
+
+def test_report_measured_worst(capsys):
+    """Prints the largest ratios seen in this run (``pytest -s``)."""
+    with capsys.disabled():
+        print(f"\nnative vs plain, worst: {WORST} (bounds: m, v {M_ULPS}; p {P_UNITS})")

@@ -4,15 +4,13 @@ Functions here act on single arrays (or scalars) and know nothing of pytrees;
 :mod:`gradtx._core.lifting` lifts them to trees.
 """
 
-import contextlib
-import contextvars
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def abs_sq(x: chex.Array) -> chex.Array:
@@ -22,37 +20,107 @@ def abs_sq(x: chex.Array) -> chex.Array:
     return x * x
 
 
-# id(x) -> (x, 1 − x rounded as from the Python float x was made from).
-_COMPLEMENTS: contextvars.ContextVar[dict[int, tuple] | None] = contextvars.ContextVar(
-    "gradtx_complements", default=None
+class Complemented:
+    """A scalar hyperparameter that carries its complement ``1 − value``.
+
+    ``1 − d`` for a Python float ``d`` is rounded from double precision (what
+    Optax and a plain gradtx optimizer compute), whereas a float32 array ``h``
+    holding ``d`` gives ``1 − h`` (``0.999`` → 1.3e-5 relative off ``0.001``).
+    :func:`gradtx.inject_hyperparams` keeps hyperparameters as float32 arrays,
+    so it hands them to the factory in this form: :func:`one_minus` reads
+    ``complement``; every other operation (arithmetic, comparisons,
+    ``jnp.asarray``, ``float``) sees ``value``. It is a pytree of its two
+    scalars, so it passes through ``jit``, ``vmap`` and ``lax`` control flow.
+    ``1 - x`` spelt out is ``1 - value``: only :func:`one_minus` reads the
+    complement.
+    """
+
+    __slots__ = ("complement", "value")
+    __array_priority__ = 1000  # NumPy defers its operators to ours
+
+    def __init__(self, value: chex.Array, complement: chex.Array):
+        self.value = value
+        self.complement = complement
+
+    def __repr__(self) -> str:
+        return f"Complemented({self.value!r}, complement={self.complement!r})"
+
+    dtype = property(lambda self: jnp.result_type(self.value))
+    shape = property(lambda self: jnp.shape(self.value))
+    ndim = property(lambda self: jnp.ndim(self.value))
+    size = property(lambda self: jnp.size(self.value))
+    weak_type = property(lambda self: getattr(self.value, "weak_type", False))
+
+    def astype(self, dtype: Any) -> chex.Array:
+        return jnp.asarray(self.value).astype(dtype)
+
+    def __jax_array__(self) -> chex.Array:
+        return jnp.asarray(self.value)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        del copy
+        return np.asarray(self.value, dtype)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __neg__(self):
+        return -self.value
+
+    def __pos__(self):
+        return +self.value
+
+    def __abs__(self):
+        return abs(self.value)
+
+    __hash__ = None  # an array is not hashable either
+
+
+def _forward(name: str):
+    def op(self, *args):
+        return getattr(self.value, name)(*(_plain(a) for a in args))
+
+    op.__name__ = name
+    return op
+
+
+def _plain(x: Any) -> Any:
+    return x.value if isinstance(x, Complemented) else x
+
+
+for _name in (
+    "add mul sub truediv floordiv mod pow lt le gt ge eq ne "
+    "radd rmul rsub rtruediv rfloordiv rmod rpow"
+).split():
+    setattr(Complemented, f"__{_name}__", _forward(f"__{_name}__"))
+del _name
+
+jax.tree_util.register_pytree_node(
+    Complemented,
+    lambda x: ((x.value, x.complement), None),
+    lambda _, children: Complemented(*children),
 )
+
+
+def plain(x: Any) -> Any:
+    """``x``, or the value a :class:`Complemented` ``x`` holds."""
+    return _plain(x)
 
 
 def one_minus(x: chex.Numeric) -> chex.Numeric:
     """``1 − x``, the complement of a decay or mixing rate.
 
-    A Python float ``d`` gives ``1 − d`` rounded from double precision (what
-    Optax computes), whereas a float32 array holding ``d`` gives ``1 − f32(d)``
-    (``0.999`` → 1.3e-5 relative off ``0.001``). :func:`inject_hyperparams`
-    turns Python floats into float32 arrays, so while its :func:`complements`
-    context is active an array it registered gets the double-rounded value,
-    and injected and plain optimizers follow the same trajectory bit for bit.
-    Every ``1 − hyperparameter`` in gradtx's maths goes through here.
+    For a :class:`Complemented` ``x`` (how :func:`gradtx.inject_hyperparams`
+    passes a Python float it holds as a float32 array) the complement it
+    carries, rounded as the plain optimizer rounds ``1 − d``. Every
+    ``1 − hyperparameter`` in gradtx's maths goes through here.
     """
-    entry = (_COMPLEMENTS.get() or {}).get(id(x))
-    if entry is not None and entry[0] is x:
-        return entry[1]
+    if isinstance(x, Complemented):
+        return x.complement
     return 1 - x
-
-
-@contextlib.contextmanager
-def complements(pairs: dict[int, tuple]) -> Iterator[None]:
-    """Within the block, :func:`one_minus` of ``pairs[id(x)][0]`` is ``[1]``."""
-    token = _COMPLEMENTS.set({**(_COMPLEMENTS.get() or {}), **pairs})
-    try:
-        yield
-    finally:
-        _COMPLEMENTS.reset(token)
 
 
 def sqrt0(x: chex.Array) -> chex.Array:

@@ -15,9 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import maths as _maths
+
 
 def _concrete_float(owner: str, name: str, value: Any) -> float | None:
     """The value as a Python float, or None when it is traced."""
+    value = _maths.plain(value)  # inject_hyperparams' Complemented
     if isinstance(value, jax.core.Tracer):
         return None
     if isinstance(value, bool) or not isinstance(

@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._core import maths as _maths
 from .._core import placement as _sharding
 from .._core.base import GradientTransformation, apply_updates
 from .._core.traits import Description, describe
-from ..transforms.adam import bias_corrections
+from ..transforms.adam import adam_scalars
 from ..transforms.clipping import global_clip_factor
 from . import native as _native
 
@@ -101,11 +100,18 @@ def _scheduled(member: _Member, key: str, state: Any) -> Any:
 
 
 def _scalars(plan: _Plan, grads: Any, state: Any, new_state: Any) -> dict[str, Any]:
-    """The kernel's runtime scalars, computed as ``tx.update`` computes them."""
+    """The kernel's runtime scalars, from the functions ``tx.update`` uses.
+
+    Adam's coefficients come from :func:`gradtx.transforms.adam.adam_scalars`,
+    as in ``scale_by_adam``; the learning rate, weight decay and clip factor are
+    evaluated as their transformations evaluate them.
+    """
     hyper = plan.adam.description.args
-    b1, b2 = hyper["b1"], hyper["b2"]
     count = _at(new_state, plan.adam.path).count
-    c1, c2, c1n = bias_corrections(b1, b2, count, hyper["nesterov"])
+    s = adam_scalars(
+        hyper["b1"], hyper["b2"], hyper["eps"], hyper["eps_root"], count,
+        hyper["nesterov"],
+    )  # fmt: skip
     lr = plan.lr.description
     if lr.kind == "scale":
         nlr = lr.args["step_size"]
@@ -114,23 +120,12 @@ def _scalars(plan: _Plan, grads: Any, state: Any, new_state: Any) -> dict[str, A
     wd = 0.0
     if plan.decay is not None:
         wd = _scheduled(plan.decay, "weight_decay", state)
-    f = None  # no clip: the kernel then rounds as XLA does without a factor
+    f = None  # no clip factor: the kernel then uses g as it is
     if plan.clip is not None:
         f = global_clip_factor(grads, plan.clip.description.args["max_norm"])
-    return dict(
-        f=f,
-        b1=b1,
-        omb1=_maths.one_minus(b1),
-        b2=b2,
-        omb2=_maths.one_minus(b2),
-        c1=c1,
-        c2=c2,
-        c1n=c1 if c1n is None else c1n,
-        eps=hyper["eps"],
-        eps_root=hyper["eps_root"],
-        wd=wd,
-        nlr=nlr,
-    )
+    scalars = s._asdict()
+    scalars["c1n"] = s.c1 if s.c1n is None else s.c1n  # read only with Nesterov
+    return dict(f=f, **scalars, wd=wd, nlr=nlr)
 
 
 def _eligible(min_size: int, *leaves: Any) -> bool:

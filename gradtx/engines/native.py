@@ -14,16 +14,14 @@ gradtx to work: :func:`available` returns False, and says why through
 :func:`why_unavailable`, when ``g++`` is missing, compilation fails, the
 platform has no CPU backend, or ``GRADTX_NATIVE=0`` is set.
 
-The arithmetic follows what XLA:CPU compiles gradtx's plain path (``adamw``,
-optionally after ``clip_by_global_norm``) into, operation by operation in
-float32: XLA rewrites ``x / c`` for a scalar ``c`` as ``x * (1 / c)``, and its
-LLVM backend fuses some ``a * b + c`` into FMAs on CPUs that have them. The
-kernel makes the same roundings, so with jax 0.10 on x86-64 with FMA its
-results are bit-identical to that path, up to 1 ulp in a few cases (see
-``tests/test_native.py``). Which product LLVM fuses depends on the
-surrounding expression, so other jnp spellings of the same maths
-(:func:`reference_leaf_step` with every scalar traced, say) can differ by an
-ulp or so per step.
+The per-element maths is gradtx's one definition,
+:func:`gradtx.transforms.adam.adam_leaf` (then ``u + wd·p`` and ``p + (−lr)·u``),
+written out in C++ with each operation rounded once in float32; its scalar
+coefficients are computed in Python by :func:`gradtx.transforms.adam.adam_scalars`
+(see :mod:`gradtx.engines.fused`) and passed in. XLA compiles the same jnp
+expression with its own roundings (FMAs, ``x * (1/c)`` for ``x / c``), so the
+kernel agrees with the plain path to the ulp bound that ``tests/test_native.py``
+states, not bit for bit.
 """
 
 import ctypes
@@ -44,8 +42,9 @@ import jaxlib
 TARGET = "gradtx_adam_leaf"
 _SYMBOL = "GradtxAdamLeaf"
 _SOURCE = Path(__file__).with_name("native_adam.cc")
-# -ffp-contract=off: the kernel's only FMAs are the explicit ones placed where
-# XLA:CPU's LLVM contracts (GCC's own choice differs). -fno-math-errno lets GCC
+# -ffp-contract=off: every operation of the expression is rounded on its own
+# (no FMA), whatever the CPU, so the kernel's roundings do not depend on which
+# products GCC would contract. -fno-math-errno lets GCC
 # vectorise sqrtf (errno is never read; results are unchanged). -march=native
 # is safe because the library is built on the machine that runs it (the CPU
 # is part of the cache key).
@@ -212,7 +211,7 @@ def adam_leaf_step(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One Adam(W) step of a float32 leaf in one pass: returns ``(p', m', v')``.
 
-    Per element, in float32 and in this order (gradtx's plain path)::
+    Per element, in float32 and in this order, each operation rounded once::
 
         gs = g * f                 (g when f is None)
         m' = omb1 * gs + b1 * m
@@ -222,17 +221,16 @@ def adam_leaf_step(
         u  = u + wd * p            (skipped where wd == 0, even for inf p)
         p' = p + nlr * u
 
-    As in XLA, a division by one of the scalars ``c1, c2, c1n`` is a
-    multiplication by its float32 reciprocal, and on CPUs with FMA some
-    ``a * b + c`` are fused (see ``native_adam.cc``); the result matches
-    gradtx's jitted ``adam``/``adamw`` bit for bit in the cases listed in
-    ``tests/test_native.py`` and to about an ulp otherwise.
+    which is :func:`gradtx.transforms.adam.adam_leaf` followed by
+    ``add_decayed_weights``, ``scale(-lr)`` and ``apply_updates``; the
+    scalars are :func:`gradtx.transforms.adam.adam_scalars`'. It agrees with
+    gradtx's jitted ``adam``/``adamw`` to the bound of ``tests/test_native.py``.
 
     The outputs are aliased to ``p, m, v``: inside a jitted function whose
     arguments ``p, m, v`` are donated, the update is written in place.
     Scalars may be Python numbers (rounded to float32 as jnp does) or traced
     0-d values (schedules). ``f`` is a global-clip factor (None, or the
-    Python number 1, for none: it selects the rounding XLA uses without it),
+    Python number 1, for none),
     ``omb1``/``omb2`` the complements ``1 - b`` as the caller rounds them,
     ``c1``, ``c2``, ``c1n`` the bias corrections (``c1n`` for step ``t + 1``,
     used only with ``nesterov``) and ``nlr`` the negated learning rate.
@@ -272,24 +270,3 @@ def adam_leaf_step(
     )
     p, m, v = call(p, g, m, v, s, nesterov=bool(nesterov), scaled=scaled)
     return p, m, v
-
-
-def reference_leaf_step(
-    p, g, m, v, *, f, b1, omb1, b2, omb2, c1, c2, c1n, eps, eps_root, wd, nlr, nesterov
-):
-    """The same step as :func:`adam_leaf_step` in plain jnp (the XLA path).
-
-    The decay term is left out only when ``wd`` is the Python number 0 (as
-    when the optimizer has no decay transform); ``f=None`` leaves out the clip
-    factor. Bit-identity with :func:`adam_leaf_step` is not guaranteed: see
-    the module docstring.
-    """
-    gs = g if f is None else g * f
-    m = omb1 * gs + b1 * m
-    v = omb2 * (gs * gs) + b2 * v
-    mh = b1 * (m / c1n) + omb1 * (gs / c1) if nesterov else m / c1
-    u = mh / (jnp.sqrt(v / c2 + eps_root) + eps)
-    if not (isinstance(wd, (int, float)) and wd == 0):
-        u = u + wd * p
-    u = nlr * u
-    return p + u, m, v

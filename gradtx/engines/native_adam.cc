@@ -1,16 +1,21 @@
 // One-pass Adam(W) leaf update for XLA:CPU, called through jax.ffi.
 //
-// Built and loaded by gradtx/_native.py; see adam_leaf_step there. Inputs are
-// p, g, m, v (float32, same element count, row-major, any rank) and s, a
-// float32 vector of runtime scalars (12 per batch row, see Scalars below).
-// Outputs p', m', v' are aliased by the caller to p, m, v, so the update reads
-// and writes each buffer once: 16 bytes read and 12 written per element.
+// Built and loaded by gradtx/engines/native.py; see adam_leaf_step there.
+// Inputs are p, g, m, v (float32, same element count, row-major, any rank)
+// and s, a float32 vector of runtime scalars (12 per batch row, see Scalars
+// below). Outputs p', m', v' are aliased by the caller to p, m, v, so the
+// update reads and writes each buffer once: 16 bytes read and 12 written per
+// element.
 //
-// The arithmetic mirrors what XLA:CPU compiles gradtx's plain jnp path into,
-// operation by operation in float32 (see AdamSpan): built with
-// -ffp-contract=off, the only fused multiply-adds are the explicit MulAdd
-// calls, placed where XLA's LLVM backend contracts (_native.py passes the
-// flag).
+// The per-element maths is gradtx's jnp definition, adam_leaf in
+// gradtx/transforms/adam.py, followed by the decay and learning-rate terms of
+// adamw; every scalar coefficient (complements 1 - b, bias corrections, step
+// size, decay, clip factor) is computed in Python by the functions the jnp
+// path uses and passed in s. The kernel writes the expression as it stands,
+// each operation rounded once in float32 (built with -ffp-contract=off: no
+// fused multiply-adds). XLA may compile the jnp expression with other
+// roundings (FMAs, x * (1/c) for x / c), so the two agree to the ulp bound
+// stated in tests/test_native.py, not bit for bit.
 //
 // Under vmap (vmap_method="broadcast_all") every operand gains the same
 // leading batch dimensions: s then holds 12 scalars per batch row, and the
@@ -48,64 +53,28 @@ Scalars LoadScalars(const float* s) {
                  s[6], s[7], s[8], s[9], s[10], s[11]};
 }
 
-// a * b + c, rounded the way XLA:CPU's LLVM backend rounds the same jnp
-// expression: on a CPU with FMA it contracts the product into a fused
-// multiply-add, without FMA it rounds the product and the sum separately.
-// The library is compiled with -ffp-contract=off, so only the contractions
-// written here happen, and they are the ones LLVM makes for the jnp path.
-inline float MulAdd(float a, float b, float c) {
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-  return std::fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
 // In place over [0, n): p, m, v are read and written, g only read. The
 // pointers never alias one another (XLA copies an aliased operand that is
 // also used elsewhere), hence __restrict__, which lets GCC vectorise without
 // runtime overlap checks. Scalars are copied into locals for the same reason.
-//
-// Roundings follow XLA:CPU (jax 0.10) on gradtx's plain path, checked bit for
-// bit by tests/test_native.py:
-// - x / c for a scalar c becomes x * (1 / c), the reciprocal rounded once;
-// - of a*b + c*d, LLVM fuses a*b (the first product) into an FMA, except in
-//   the second moment of a clipped gradient (kScaled), where it fuses b2*v;
-// - a*b + c with one product is always fused (u + wd*p, p + nlr*u, and
-//   v/c2 + eps_root; XLA drops "+ eps_root" when it is a constant 0, which
-//   rounds the same).
-// LLVM's choice depends on the surrounding code, so two cases differ from
-// XLA by an ulp of the larger term: a clipped gradient on a leaf whose size
-// is not a multiple of 4 (XLA fuses b1*m in the first moment), and Nesterov
-// with a clipped gradient and a nonzero eps_root (XLA fuses the other product
-// of the look-ahead).
-// kScaled is false when the caller has no clip factor: then g is used as is
-// (x * 1 == x, and XLA drops the multiply).
+// kScaled is false when the caller has no clip factor: g is then used as is.
 template <bool kNesterov, bool kDecay, bool kScaled>
 void AdamSpan(float* __restrict__ p, const float* __restrict__ g,
               float* __restrict__ m, float* __restrict__ v, int64_t n,
               const Scalars& s) {
   const float f = s.f, b1 = s.b1, omb1 = s.omb1, b2 = s.b2, omb2 = s.omb2;
-  const float rc1 = 1.0f / s.c1, rc2 = 1.0f / s.c2, rc1n = 1.0f / s.c1n;
+  const float c1 = s.c1, c2 = s.c2, c1n = s.c1n;
   const float eps = s.eps, eps_root = s.eps_root, wd = s.wd, nlr = s.nlr;
   for (int64_t i = 0; i < n; ++i) {
     const float pi = p[i];
     const float gs = kScaled ? g[i] * f : g[i];
-    const float gg = gs * gs;
-    // m' = omb1*gs + b1*m;  v' = omb2*gs² + b2*v
-    const float mi = MulAdd(omb1, gs, b1 * m[i]);
-    const float vi = kScaled ? MulAdd(b2, v[i], omb2 * gg)
-                             : MulAdd(omb2, gg, b2 * v[i]);
-    float mh;
-    if (kNesterov) {
-      // b1*(m'/c1n) + omb1*(gs/c1)
-      mh = MulAdd(b1, mi * rc1n, omb1 * (gs * rc1));
-    } else {
-      mh = mi * rc1;  // m / c1
-    }
-    float u = mh / (std::sqrt(MulAdd(vi, rc2, eps_root)) + eps);
-    if (kDecay) u = MulAdd(wd, pi, u);  // u + wd*p
-    p[i] = MulAdd(nlr, u, pi);          // p + nlr*u
+    // adam_leaf (gradtx/transforms/adam.py), term by term:
+    const float mi = omb1 * gs + b1 * m[i];
+    const float vi = omb2 * (gs * gs) + b2 * v[i];
+    const float mh = kNesterov ? b1 * (mi / c1n) + omb1 * (gs / c1) : mi / c1;
+    float u = mh / (std::sqrt(vi / c2 + eps_root) + eps);
+    if (kDecay) u = u + wd * pi;  // add_decayed_weights
+    p[i] = pi + nlr * u;          // scale(-lr), apply_updates
     m[i] = mi;
     v[i] = vi;
   }

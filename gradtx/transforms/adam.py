@@ -44,11 +44,47 @@ def bias_corrections(b1, b2, count, nesterov):
     return c1, _maths.debias_factor(b2, count), c1_next
 
 
-def _adam_leaf(g, mu, nu, *, b1, b2, eps, eps_root, c1, c2, c1_next):
-    mu = _maths.ema(g, mu, b1)
-    nu = _maths.ema_sq(g, nu, b2)
-    mu_hat = first_moment_hat(g, mu, b1, c1, c1_next)
-    return mu_hat / (jnp.sqrt(nu / c2 + eps_root) + eps), mu, nu
+class AdamScalars(NamedTuple):
+    """Adam's per-step scalars: rates, their complements, bias corrections, εs.
+
+    What :func:`adam_leaf` needs besides the arrays, computed once per step by
+    :func:`adam_scalars`. The fused engine hands the same values to its native
+    kernel, so both paths share this one definition of Adam's coefficients.
+    """
+
+    b1: chex.Numeric
+    omb1: chex.Numeric  # 1 − b1, through one_minus
+    b2: chex.Numeric
+    omb2: chex.Numeric  # 1 − b2, through one_minus
+    c1: chex.Numeric  # 1 − b1^t
+    c2: chex.Numeric  # 1 − b2^t
+    c1n: chex.Numeric | None  # 1 − b1^(t+1) with Nesterov, else None
+    eps: chex.Numeric
+    eps_root: chex.Numeric
+
+
+def adam_scalars(b1, b2, eps, eps_root, count, nesterov) -> AdamScalars:
+    """:class:`AdamScalars` for step ``count`` (the incremented step count)."""
+    c1, c2, c1n = bias_corrections(b1, b2, count, nesterov)
+    omb1, omb2 = _maths.one_minus(b1), _maths.one_minus(b2)
+    return AdamScalars(b1, omb1, b2, omb2, c1, c2, c1n, eps, eps_root)
+
+
+def adam_leaf(g, mu, nu, s: AdamScalars):
+    """One Adam step of one leaf: ``(u, m', v')``, the per-element maths.
+
+    ``m' = (1 − b1)·g + b1·m``, ``v' = (1 − b2)·|g|² + b2·v``,
+    ``m̂ = m' / c1`` (Nesterov: ``b1·(m' / c1n) + (1 − b1)·(g / c1)``),
+    ``u = m̂ / (sqrt(v' / c2 + ε_root) + ε)``. The native kernel
+    (``gradtx/engines/native_adam.cc``) computes the same expression.
+    """
+    mu = s.omb1 * g + s.b1 * mu
+    nu = s.omb2 * _maths.abs_sq(g) + s.b2 * nu
+    if s.c1n is None:
+        mu_hat = mu / s.c1
+    else:
+        mu_hat = s.b1 * (mu / s.c1n) + s.omb1 * (g / s.c1)
+    return mu_hat / (jnp.sqrt(nu / s.c2 + s.eps_root) + s.eps), mu, nu
 
 
 def scale_by_adam(
@@ -97,12 +133,9 @@ def scale_by_adam(
         del params, extra_args
         check_state("scale_by_adam", state, ScaleByAdamState)
         count = _maths.safe_increment(state.count)
-        c1, c2, c1_next = bias_corrections(b1, b2, count, nesterov)
-        consts = dict(
-            b1=b1, b2=b2, eps=eps, eps_root=eps_root, c1=c1, c2=c2, c1_next=c1_next
-        )
+        scalars = adam_scalars(b1, b2, eps, eps_root, count, nesterov)
         updates, mu, nu = map_leaves(
-            lambda g, m, v: _adam_leaf(g, m, v, **consts),
+            lambda g, m, v: adam_leaf(g, m, v, scalars),
             updates,
             state.mu,
             state.nu,

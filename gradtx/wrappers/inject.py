@@ -37,6 +37,7 @@ from .._core.base import (
     check_state,
     with_extra_args_support,
 )
+from .._core.traits import composed
 
 _NUMERIC = (int, float, np.number, np.ndarray, jax.Array)
 
@@ -130,31 +131,57 @@ def _as_hyperparam(value: Any, default: jnp.dtype, forced: Any) -> chex.Array:
     return jnp.asarray(value, jax.dtypes.canonicalize_dtype(dtype))
 
 
-def _complement_pairs(numeric: dict, hparams: dict) -> dict[int, tuple]:
-    """For :func:`_maths.complements`: ``1 − h`` of each float hyperparameter.
+def _exact_complements(numeric: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name: (h0, c0)}`` for each Python float ``d`` the state holds rounded.
 
-    A Python float ``d`` that the state holds as ``h = f32(d)`` gets the
-    complement the plain optimizer would use, ``f32(1 − d)`` (rounded from
-    double precision), while ``h`` still holds the value it was built with;
-    once another value is written into the state, ``1 − h`` in its own dtype.
-    The difference is added under ``stop_gradient``, so derivatives with
-    respect to the hyperparameter are those of ``1 − h``.
+    ``h0`` is ``d`` in float32 (what init stores) and ``c0 = f32(1 − d)``
+    rounded from double precision, the complement the plain optimizer uses.
+    Floats for which ``1 − h0`` is ``c0`` anyway (dyadic ``d``) are left out.
+    Computed once per built optimizer, from its arguments: constants of the
+    transformation, like the Python floats of a plain optimizer.
     """
-    pairs = {}
+    out = {}
     for k, d in numeric.items():
-        h = hparams[k]
-        if not isinstance(d, (float, np.floating)) or not jnp.issubdtype(
-            h.dtype, jnp.floating
-        ):
+        if not isinstance(d, (float, np.floating)):
             continue
-        h0 = np.asarray(d, h.dtype)
-        c0 = np.asarray(1.0 - float(d), h.dtype)
-        if c0 == np.asarray(1, h.dtype) - h0:
-            continue  # no double rounding to reproduce (e.g. dyadic d, float64)
-        plain = 1 - h
-        exact = plain + jax.lax.stop_gradient(c0 - plain)
-        pairs[id(h)] = (h, jnp.where(h == h0, exact, plain))
-    return pairs
+        h0 = np.asarray(d, np.float32)
+        c0 = np.asarray(1.0 - float(d), np.float32)
+        if c0 != np.float32(1) - h0:
+            out[k] = (h0, c0)
+    return out
+
+
+def _reads_complements(factory: Callable) -> bool:
+    """Whether ``factory`` is gradtx's own, whose maths takes ``1 − x`` from
+    :func:`gradtx._core.maths.one_minus` and accepts a ``Complemented``.
+
+    Any other factory (Optax's, a user's) gets plain arrays, as Optax passes
+    them: it may hand a hyperparameter to ``jnp`` functions, which do not
+    accept a ``Complemented``.
+    """
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    module = getattr(factory, "__module__", None) or ""
+    return module == "gradtx" or module.startswith("gradtx.")
+
+
+def _complemented(h: chex.Array, h0: np.ndarray, c0: np.ndarray) -> chex.Array:
+    """``h`` with the complement the maths reads through ``one_minus``.
+
+    ``c0`` while the state still holds ``h0`` (compared in ``h``'s dtype);
+    once another value is written into the state, ``1 − h`` in its own dtype,
+    which is what a plain optimizer given that array computes. The difference
+    is added under ``stop_gradient``, so derivatives with respect to ``h`` are
+    those of ``1 − h``.
+    """
+    if not jnp.issubdtype(h.dtype, jnp.floating):
+        return h
+    h0, c0 = np.asarray(h0, h.dtype), np.asarray(c0, h.dtype)
+    if c0 == np.asarray(1, h.dtype) - h0:
+        return h  # float64 state, or a dtype with no double rounding to undo
+    plain = 1 - h
+    exact = plain + jax.lax.stop_gradient(c0 - plain)
+    return _maths.Complemented(h, jnp.where(h == h0, exact, plain))
 
 
 def _build(owner: str, inner_factory: Callable, kwargs: dict) -> Any:
@@ -210,10 +237,18 @@ def inject_hyperparams(
     ``1 − b2`` is 1.3e-5 relative off the ``f32(1 − 0.999)`` that a factory
     given the Python float uses (it rounds from double precision), which is
     why Optax's injected Adam drifts from its plain Adam (optax#1532). gradtx
-    remembers the Python value: while the state still holds it, every
-    ``1 − b2`` in gradtx's maths (:func:`gradtx._core.maths.one_minus`) uses the
-    double-rounded complement. A custom factory that computes ``1 − b2``
-    itself gets the float32 one.
+    remembers the Python value ``d`` when the optimizer is built (a constant
+    of the transformation, as in the plain optimizer) and hands each such
+    hyperparameter to a gradtx factory as a
+    :class:`gradtx._core.maths.Complemented`: the state's float32 ``h`` together
+    with its complement, ``f32(1 − d)`` while the state still holds
+    ``f32(d)``, and ``1 − h`` once another value is written into
+    ``state.hyperparams`` (writing ``f32(d)`` back restores ``f32(1 − d)``).
+    Every ``1 − b2`` in gradtx's maths goes through
+    :func:`gradtx._core.maths.one_minus`, which reads that complement; every
+    other operation sees ``h``. The state itself is Optax's: nothing is added
+    to it. A factory defined outside gradtx (Optax's, or your own) gets plain
+    float32 arrays, as Optax passes them, and so the float32 complement.
 
     Concrete invalid values raise ``ValueError`` here, as the factory's own
     checks run once at construction (with schedules evaluated at step 0). A
@@ -299,7 +334,8 @@ def inject_hyperparams(
             checked = {k: _as_hyperparam(v, forced, forced) for k, v in numeric.items()}
         else:
             checked = numeric
-        _build(owner, inner_factory, {**other, **checked, **first})
+        sample = _build(owner, inner_factory, {**other, **checked, **first})
+        exact = _exact_complements(numeric) if _reads_complements(inner_factory) else {}
 
         def init_fn(params):
             default = _float_default(params)
@@ -337,13 +373,15 @@ def inject_hyperparams(
                 k: f.update(state.hyperparams_states[k], **extra_args)
                 for k, f in schedules.items()
             }
-            with _maths.complements(_complement_pairs(numeric, hparams)):
-                inner = with_extra_args_support(
-                    _build(owner, inner_factory, {**other, **hparams})
-                )
-                updates, inner_state = inner.update(
-                    updates, state.inner_state, params, **extra_args
-                )
+            given = dict(hparams)
+            for k, (h0, c0) in exact.items():
+                given[k] = _complemented(hparams[k], h0, c0)
+            inner = with_extra_args_support(
+                _build(owner, inner_factory, {**other, **given})
+            )
+            updates, inner_state = inner.update(
+                updates, state.inner_state, params, **extra_args
+            )
             return updates, InjectStatefulHyperparamsState(
                 count=_maths.safe_increment(state.count),
                 hyperparams=hparams,
@@ -351,7 +389,7 @@ def inject_hyperparams(
                 inner_state=inner_state,
             )
 
-        return GradientTransformation(init_fn, update_fn)
+        return composed(GradientTransformation(init_fn, update_fn), [sample])
 
     return wrapped_factory
 
