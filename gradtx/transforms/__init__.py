@@ -23,6 +23,7 @@ from ..wrappers.conditionals import ConditionallyMaskState as ConditionallyMaskS
 from ..wrappers.conditionals import (
     ConditionallyTransformState as ConditionallyTransformState,
 )
+from ..wrappers.conditionals import ConditionFn as ConditionFn
 from ..wrappers.conditionals import apply_if_finite as apply_if_finite
 from ..wrappers.conditionals import conditionally_mask as conditionally_mask
 from ..wrappers.conditionals import conditionally_transform as conditionally_transform
@@ -40,6 +41,8 @@ from .block_clipping import adaptive_grad_clip as adaptive_grad_clip
 from .block_clipping import clip_by_block_rms as clip_by_block_rms
 from .block_clipping import per_example_global_norm_clip as per_example_global_norm_clip
 from .block_clipping import per_example_layer_norm_clip as per_example_layer_norm_clip
+from .block_clipping import unitwise_clip as unitwise_clip
+from .block_clipping import unitwise_norm as unitwise_norm
 from .clipping import clip as clip
 from .clipping import clip_by_global_norm as clip_by_global_norm
 from .constraints import NonNegativeParamsState as NonNegativeParamsState
@@ -57,6 +60,7 @@ from .weight_decay import add_decayed_weights as add_decayed_weights
 __all__ = [
     "AddNoiseState",
     "ApplyIfFiniteState",
+    "ConditionFn",
     "ConditionallyMaskState",
     "ConditionallyTransformState",
     "EmaState",
@@ -97,5 +101,7 @@ __all__ = [
     "skip_not_finite",
     "snapshot",
     "trace",
+    "unitwise_clip",
+    "unitwise_norm",
     "zero_nans",
 ]
