@@ -15,7 +15,9 @@ the names gradtx has.
     >>> params = gradtx.apply_updates(params, updates)
 """
 
-from . import microbatching, tree
+from . import microbatching, second_order, tree, tree_utils
+from . import schedules as schedules  # the optax.schedules namespace
+from . import transforms as transforms  # the optax.transforms namespace
 from ._core.base import (
     EmptyState,
     GradientTransformation,
@@ -299,6 +301,17 @@ from .wrappers.schedule_free import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # ``gradtx.contrib`` (the ``optax.contrib`` namespace) is imported on first
+    # use, so ``import gradtx`` does not load every contrib optimizer.
+    if name == "contrib":
+        import importlib
+
+        return importlib.import_module(".contrib", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AdaptiveGradClipState",
     "AddDecayedWeightsState",
@@ -519,6 +532,7 @@ __all__ = [
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
+    "second_order",
     "selective_transform",
     "set_to_zero",
     "sgd",
@@ -545,6 +559,7 @@ __all__ = [
     "tree_full_like",
     "tree_map_params",
     "tree_sum_of_squares",
+    "tree_utils",
     "tree_zeros_like",
     "unpack",
     "update_infinity_moment",
