@@ -15,7 +15,10 @@ the names gradtx has.
     >>> params = gradtx.apply_updates(params, updates)
 """
 
-from . import microbatching, tree
+from . import contrib as contrib  # the optax.contrib namespace
+from . import microbatching, second_order, tree, tree_utils
+from . import schedules as schedules  # the optax.schedules namespace
+from . import transforms as transforms  # the optax.transforms namespace
 from ._core.base import (
     EmptyState,
     GradientTransformation,
@@ -300,6 +303,7 @@ from .wrappers.schedule_free import (
 
 __version__ = "0.1.0"
 
+
 __all__ = [
     "AdaptiveGradClipState",
     "AddDecayedWeightsState",
@@ -410,6 +414,7 @@ __all__ = [
     "conditionally_mask",
     "conditionally_transform",
     "constant_schedule",
+    "contrib",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
     "dequantize_8bit",
@@ -521,6 +526,7 @@ __all__ = [
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
+    "second_order",
     "selective_transform",
     "set_to_zero",
     "sgd",
@@ -547,6 +553,7 @@ __all__ = [
     "tree_full_like",
     "tree_map_params",
     "tree_sum_of_squares",
+    "tree_utils",
     "tree_zeros_like",
     "unpack",
     "update_infinity_moment",

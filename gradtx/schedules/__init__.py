@@ -1,7 +1,8 @@
 """Learning-rate and hyperparameter schedules: the ``optax.schedules`` namespace.
 
 One family of schedules per module (``polynomial.py``, ``cosine.py``,
-``exponential.py``, ``join.py``, ``onecycle.py``, ``warmup.py``, ``sgdr.py``).
+``exponential.py``, ``join.py``, ``onecycle.py``, ``warmup.py``, ``sgdr.py``;
+the ``StatefulSchedule`` interface in ``stateful.py``).
 The namespace re-exports every name of ``optax.schedules``, including the
 hyperparameter injection wrappers that live in :mod:`gradtx.wrappers.inject`.
 """
@@ -26,6 +27,7 @@ from .polynomial import linear_schedule as linear_schedule
 from .polynomial import piecewise_constant_schedule as piecewise_constant_schedule
 from .polynomial import polynomial_schedule as polynomial_schedule
 from .sgdr import sgdr_schedule as sgdr_schedule
+from .stateful import StatefulSchedule as StatefulSchedule
 from .warmup import warmup_constant_schedule as warmup_constant_schedule
 from .warmup import (
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
@@ -35,6 +37,7 @@ __all__ = [
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
     "Schedule",
+    "StatefulSchedule",
     "WrappedSchedule",
     "constant_schedule",
     "cosine_decay_schedule",

@@ -24,6 +24,7 @@ from ..wrappers.conditionals import ConditionallyMaskState as ConditionallyMaskS
 from ..wrappers.conditionals import (
     ConditionallyTransformState as ConditionallyTransformState,
 )
+from ..wrappers.conditionals import ConditionFn as ConditionFn
 from ..wrappers.conditionals import apply_if_finite as apply_if_finite
 from ..wrappers.conditionals import conditionally_mask as conditionally_mask
 from ..wrappers.conditionals import conditionally_transform as conditionally_transform
@@ -74,6 +75,8 @@ from .block_clipping import adaptive_grad_clip as adaptive_grad_clip
 from .block_clipping import clip_by_block_rms as clip_by_block_rms
 from .block_clipping import per_example_global_norm_clip as per_example_global_norm_clip
 from .block_clipping import per_example_layer_norm_clip as per_example_layer_norm_clip
+from .block_clipping import unitwise_clip as unitwise_clip
+from .block_clipping import unitwise_norm as unitwise_norm
 from .centralization import centralize as centralize
 from .centralization import normalize_by_update_norm as normalize_by_update_norm
 from .clipping import clip as clip
@@ -141,6 +144,7 @@ __all__ = [
     "AddNoiseState",
     "ApplyEvery",
     "ApplyIfFiniteState",
+    "ConditionFn",
     "ConditionallyMaskState",
     "ConditionallyTransformState",
     "EmaState",
@@ -251,6 +255,8 @@ __all__ = [
     "skip_not_finite",
     "snapshot",
     "trace",
+    "unitwise_clip",
+    "unitwise_norm",
     "value_and_grad_from_state",
     "zero_nans",
 ]

@@ -1,9 +1,10 @@
 """Clipping by block RMS, adaptive (unit-wise) clipping, per-example clipping.
 
-``clip_by_block_rms`` and ``adaptive_grad_clip`` are transformations; the two
-``per_example_*_clip`` functions act on a batch of per-example gradients (a
-leading batch axis on every leaf) and return their clipped sum, as needed by
-differentially private SGD.
+``clip_by_block_rms`` and ``adaptive_grad_clip`` are transformations
+(``unitwise_norm`` and ``unitwise_clip`` are the latter's two steps, public as
+in ``optax.transforms``); the two ``per_example_*_clip`` functions act on a
+batch of per-example gradients (a leading batch axis on every leaf) and return
+their clipped sum, as needed by differentially private SGD.
 """
 
 from typing import Any
@@ -63,7 +64,7 @@ def clip_by_block_rms(threshold: chex.Numeric) -> GradientTransformation:
     return GradientTransformation(init_empty_state, update_fn)
 
 
-def _unit_axes(x: chex.Array, axis: Any) -> Any:
+def _unit_axes(x: chex.Array, axis: Any, owner: str) -> Any:
     """The axes a "unit" norm reduces over (Brock et al.'s layer conventions)."""
     if axis is not None:
         return axis
@@ -74,16 +75,107 @@ def _unit_axes(x: chex.Array, axis: Any) -> Any:
     if x.ndim in (4, 5):
         return tuple(range(x.ndim - 1))  # HWIO / DHWIO kernels: per channel
     raise ValueError(
-        f"adaptive_grad_clip: cannot infer the unit axes of a leaf of shape "
+        f"{owner}: cannot infer the unit axes of a leaf of shape "
         f"{x.shape} (ranks 0 to 5 are known); pass `axis`."
     )
 
 
-def _unit_norm(x: chex.Array, axis: Any) -> chex.Array:
+def _unit_norm(x: chex.Array, axis: Any, owner: str) -> chex.Array:
     # l2_norm's sqrt never sees a 0, so differentiating through the clip
     # (meta-learning) gives 0, not NaN, for an all-zero unit.
-    norm = _maths.l2_norm(x, _unit_axes(x, axis), keepdims=True)
+    norm = _maths.l2_norm(x, _unit_axes(x, axis, owner), keepdims=True)
     return jnp.broadcast_to(norm, x.shape)
+
+
+def unitwise_norm(
+    x: jax.typing.ArrayLike, axis: int | tuple[int, ...] | None = None
+) -> jax.Array:
+    """The L2 norm of each unit of ``x``, broadcast back to ``x``'s shape.
+
+    A unit is a slice of ``x`` over the axes ``axis``: every entry of the
+    result holds ``sqrt(Σ |x_j|²)`` over the unit it belongs to. With
+    ``axis=None`` the axes follow the layer conventions of Brock et al.:
+    scalars and vectors (size-1 axes aside) are one unit; rank 2 and 3 (dense
+    ``(in, out)``, multi-head ``(in, heads, out)``) reduce axis 0; rank 4 and
+    5 (convolution kernels ``HWIO``, ``DHWIO``) reduce all axes but the last.
+
+    The numbers are Optax's (``optax.transforms.unitwise_norm``); unlike
+    Optax, the gradient of the norm at an all-zero unit is 0, not NaN.
+
+    Args:
+      x: an array.
+      axis: the axis or axes of a unit; ``None`` infers them from the rank
+        (ranks 0 to 5; others raise ``ValueError``).
+
+    Returns:
+      An array of ``x``'s shape holding each unit's norm.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from gradtx.transforms.block_clipping import unitwise_norm
+      >>> unitwise_norm(jnp.array([[3.0, 0.0], [4.0, 1.0]])).tolist()
+      [[5.0, 1.0], [5.0, 1.0]]
+
+    References:
+      Brock et al., "High-Performance Large-Scale Image Recognition Without
+      Normalization", 2021 (https://arxiv.org/abs/2102.06171).
+    """
+    return _unit_norm(jnp.asarray(x), axis, "unitwise_norm")
+
+
+def unitwise_clip(
+    g_norm: jax.typing.ArrayLike,
+    max_norm: jax.typing.ArrayLike,
+    grad: jax.typing.ArrayLike,
+    div_eps: jax.typing.ArrayLike = 1e-6,
+) -> jax.Array:
+    """Rescales each unit of ``grad`` whose norm reaches ``max_norm``.
+
+    Entry by entry:
+
+    .. math::
+
+        u = \\begin{cases}
+          g & \\text{if } \\|g\\| < m \\\\
+          g \\, m / \\max(\\|g\\|, δ) & \\text{otherwise,}
+        \\end{cases}
+
+    with ``‖g‖ = g_norm`` (typically :func:`unitwise_norm` of ``grad``),
+    ``m = max_norm`` and ``δ = div_eps``, which only guards the division. This
+    is the clipping step of :func:`adaptive_grad_clip`, with Optax's numbers.
+
+    Args:
+      g_norm: each entry's unit norm, of ``grad``'s shape.
+      max_norm: the largest norm allowed, of ``grad``'s shape.
+      grad: the array to clip.
+      div_eps: the smallest divisor used.
+
+    Returns:
+      The clipped array, of ``grad``'s shape.
+
+    Raises:
+      ValueError: when the three shapes differ (naming them).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from gradtx.transforms.block_clipping import unitwise_clip
+      >>> g = jnp.array([3.0, 4.0])
+      >>> unitwise_clip(jnp.full(2, 5.0), jnp.full(2, 1.0), g).tolist()
+      [0.6000000238418579, 0.800000011920929]
+
+    References:
+      Brock et al., "High-Performance Large-Scale Image Recognition Without
+      Normalization", 2021 (https://arxiv.org/abs/2102.06171).
+    """
+    shapes = {"g_norm": jnp.shape(g_norm), "max_norm": jnp.shape(max_norm)}
+    for name, shape in shapes.items():
+        if shape != jnp.shape(grad):
+            raise ValueError(
+                f"unitwise_clip: `{name}` has shape {shape}, `grad` has shape "
+                f"{jnp.shape(grad)}; they must be equal."
+            )
+    clipped = grad * (max_norm / jnp.maximum(g_norm, div_eps))
+    return jnp.where(g_norm < max_norm, grad, clipped)
 
 
 def adaptive_grad_clip(
@@ -147,10 +239,9 @@ def adaptive_grad_clip(
         )
 
     def leaf(g, w):
-        g_norm = _unit_norm(g, axis)
-        max_norm = clipping * jnp.maximum(_unit_norm(w, axis), eps)
-        clipped = g * (max_norm / jnp.maximum(g_norm, 1e-6))
-        return jnp.where(g_norm < max_norm, g, clipped)
+        g_norm = _unit_norm(g, axis, owner)
+        max_norm = clipping * jnp.maximum(_unit_norm(w, axis, owner), eps)
+        return unitwise_clip(g_norm, max_norm, g)
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
