@@ -1,4 +1,15 @@
-"""Test collection: the multi-device tests need 8 devices.
+"""Test collection.
+
+The tests mirror the package: ``tests/core``, ``tests/transforms``,
+``tests/combinators``, ``tests/wrappers``, ``tests/schedules``,
+``tests/precision``, ``tests/engines`` and ``tests/contrib`` test the modules
+of the subpackage of the same name; ``tests/architecture`` the layering; the
+files directly in ``tests/`` are the cross-cutting, table-driven tests (the
+optimizer table in ``optimizers.py``, properties, NumPy references in
+``reference*.py``, Optax parity, bad inputs, docs, examples). Test modules
+import shared helpers by module name (``import reference``, ``from
+test_reference import …``), so every test folder is put on ``sys.path`` here
+and every test file's basename is unique across the tree.
 
 ``tests/multidevice`` is collected only when ``XLA_FLAGS`` asks for 8 host
 devices (``--xla_force_host_platform_device_count=8``), which must be set
@@ -7,6 +18,13 @@ subprocesses, so the plain ``pytest`` command covers it.
 """
 
 import os
+import pathlib
+import sys
+
+_TESTS = pathlib.Path(__file__).resolve().parent
+for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir()):
+    if not _folder.name.startswith((".", "_")) and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     collect_ignore = ["multidevice"]

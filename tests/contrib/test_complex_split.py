@@ -25,11 +25,8 @@ import reference as R
 import reference_complex_split as RCS
 
 import gradtx
-from gradtx.contrib import (
-    SplitRealAndImaginaryArrays,
-    SplitRealAndImaginaryState,
-    split_real_and_imaginary,
-)
+from gradtx.contrib import SplitRealAndImaginaryState, split_real_and_imaginary
+from gradtx.contrib.complex_split import SplitRealAndImaginaryArrays
 
 STEPS = 120
 RTOL = 1e-6
