@@ -196,9 +196,9 @@ ALIASES = [
 # Optimizers whose update needs extra arguments the generic table does not
 # pass; each has its own tests (named here).
 NEEDS_EXTRA_ARGS = {
-    "polyak_sgd": "value= (tests/test_layerwise.py)",
-    "lbfgs": "value=, grad=, value_fn= (tests/test_lbfgs.py)",
-    "sophia": "obj_fn= (tests/test_sophia.py)",
+    "polyak_sgd": "value= (tests/transforms/test_layerwise.py)",
+    "lbfgs": "value=, grad=, value_fn= (tests/transforms/test_lbfgs.py)",
+    "sophia": "obj_fn= (tests/transforms/test_sophia.py)",
 }
 
 

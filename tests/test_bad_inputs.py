@@ -315,7 +315,7 @@ BAD_INPUTS = [
         r"reduce_on_plateau: `update` needs the monitored loss as the keyword"
         r" argument `value`",
     ),
-    # hyperparameters the issue lists (the rest: tests/test_validation.py)
+    # hyperparameters the issue lists (the rest: tests/core/test_validation.py)
     (
         "clip_by_global_norm_negative",
         lambda: gradtx.clip_by_global_norm(-1.0),

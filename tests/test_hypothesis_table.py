@@ -100,7 +100,7 @@ EXTRA = [
     ("sophia", "sophia", dict(learning_rate=1e-2, update_interval=2), "obj_fn"),
     # lbfgs's zoom line search runs while-loops that eager mode compiles anew
     # on every call (seconds per example): only the line-search-free variant
-    # is drawn here; tests/test_lbfgs.py covers the line search.
+    # is drawn here; tests/transforms/test_lbfgs.py covers the line search.
     ("lbfgs_no_linesearch", "lbfgs", dict(learning_rate=1e-2, linesearch=None), None),
 ]
 CASES = [(*entry, None) for entry in OPTIMIZERS] + EXTRA

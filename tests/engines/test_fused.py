@@ -94,7 +94,7 @@ def test_kernel_follows_the_plain_step(name):
         if a.size < MIN_SIZE:
             np.testing.assert_array_equal(b, a)
     # The kernel computes the plain step's expression with its own roundings
-    # (tests/test_native.py bounds one step); after 25 steps the two are a few
+    # (tests/engines/test_native.py bounds one step); after 25 steps the two are a few
     # ulps apart. Bound: 16 units of (ulp(p) + lr·2^-23); measured 12.2 at most
     # (adam), ~0.2 on average.
     err = np.abs(p2["w"] - p1["w"]) / (np.spacing(np.abs(p1["w"])) + 1e-2 * 2**-23)
