@@ -56,6 +56,7 @@ from ._core.maths import safe_increment
 from ._core.numerics import safe_int32_increment, safe_norm, safe_root_mean_squares
 from ._core.state_paths import map_params as tree_map_params
 from ._core.target_updates import incremental_update, periodic_update
+from ._core.traits import declare_elementwise
 from .checkpoint import restore_state, state_signature, validate_state
 from .combinators.chain import chain, named_chain
 from .combinators.flatten import flatten
@@ -417,6 +418,7 @@ __all__ = [
     "contrib",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
+    "declare_elementwise",
     "dequantize_8bit",
     "ema",
     "exponential_decay",

@@ -85,6 +85,31 @@ def elementwise(tx: Any) -> Any:
     return declare(tx, elementwise=True)
 
 
+def declare_elementwise(tx: Any) -> Any:
+    """Declares a transformation of your own elementwise, so packing accepts it.
+
+    Elementwise means: the update of each element depends only on that
+    element's gradient, state and parameter, and on reductions over the whole
+    tree (a global norm); never on which leaf holds it, nor on a leaf's shape
+    or per-leaf statistics. :func:`gradtx.packed` runs only transformations
+    that declare it; gradtx's elementwise primitives declare it themselves,
+    and chains and wrappers inherit it from their parts. Declaring a
+    transformation that is not elementwise makes packed runs silently wrong.
+
+    Args:
+      tx: the transformation (it is returned unchanged, with the property).
+
+    Returns:
+      ``tx``.
+
+    Examples:
+      >>> import gradtx, jax
+      >>> double = gradtx.stateless(lambda u, p: jax.tree.map(lambda x: 2 * x, u))
+      >>> tx = gradtx.packed(gradtx.declare_elementwise(double))
+    """
+    return elementwise(tx)
+
+
 def is_elementwise(tx: Any) -> bool:
     return traits(tx).elementwise
 

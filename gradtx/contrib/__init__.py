@@ -12,6 +12,7 @@ from ..optimizers.ademamix import ademamix as ademamix
 from ..optimizers.ademamix import simplified_ademamix as simplified_ademamix
 from ..optimizers.adopt import adopt as adopt
 from ..optimizers.muon import muon as muon
+from ..optimizers.prodigy import prodigy as prodigy
 from ..optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from ..optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from ..optimizers.sophia import sophia as sophia
@@ -28,7 +29,6 @@ from ..transforms.muon import MuonDimensionNumbers as MuonDimensionNumbers
 from ..transforms.muon import MuonState as MuonState
 from ..transforms.muon import scale_by_muon as scale_by_muon
 from ..transforms.prodigy import ProdigyState as ProdigyState
-from ..optimizers.prodigy import prodigy as prodigy
 from ..transforms.sophia import HutchinsonState as HutchinsonState
 from ..transforms.sophia import SophiaState as SophiaState
 from ..transforms.sophia import (

@@ -19,6 +19,7 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule, check_state
 from .._core.lifting import map_leaves, square_state_like, state_zeros_like
+from .._core.traits import elementwise
 from ..combinators.chain import chain
 from ..transforms.adam import check_adam_args
 from ..transforms.belief import ScaleByBeliefState
@@ -85,7 +86,7 @@ def scale_by_acprop(
         count = _maths.safe_increment(state.count)
         return updates, ScaleByBeliefState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def acprop(

@@ -25,6 +25,7 @@ from .._core.base import (
 )
 from .._core.base import check_state as _check_state
 from .._core.lifting import check_array_leaves, map_leaves, square_state_like
+from .._core.traits import elementwise
 from ..combinators.chain import chain
 from ..transforms.scaling import scale_by_learning_rate
 from ..transforms.weight_decay import add_decayed_weights
@@ -135,7 +136,7 @@ def scale_by_cocob(
         )
         return updates, COCOBState(state.init_particles, c, lmax, gsum, r)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def cocob(

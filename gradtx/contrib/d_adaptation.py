@@ -24,6 +24,7 @@ from .._core.base import (
     check_state,
 )
 from .._core.lifting import map_leaves, square_state_like, state_zeros_like
+from .._core.traits import elementwise
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
@@ -198,4 +199,4 @@ def dadapt_adamw(
         ).astype(dtype)
         return updates, DAdaptAdamWState(m, v, s, estim_lr, numerator, count)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))

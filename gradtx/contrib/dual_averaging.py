@@ -32,6 +32,7 @@ from .._core.lifting import (
     square_state_like,
     state_zeros_like,
 )
+from .._core.traits import elementwise
 from ..combinators.chain import chain
 from ..transforms.weight_decay import add_decayed_weights
 
@@ -127,7 +128,7 @@ def scale_by_madgrad(
         count = _maths.safe_increment(state.count)
         return updates, MadgradState(count, big_g, s, state.x0)
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def madgrad(

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from .._core.base import EmptyState, GradientTransformation, init_empty_state
 from .._core.lifting import global_norm, map_leaves
+from .._core.traits import elementwise
 
 __all__ = ["NormalizeState", "normalize"]
 
@@ -49,4 +50,4 @@ def normalize() -> GradientTransformation:
         safe = jnp.where(norm > 0, norm, 1.0)
         return map_leaves(lambda g: g / safe, updates, owner="normalize"), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return elementwise(GradientTransformation(init_empty_state, update_fn))

@@ -20,7 +20,7 @@ written out in C++ with each operation rounded once in float32; its scalar
 coefficients are computed in Python by :func:`gradtx.transforms.adam.adam_scalars`
 (see :mod:`gradtx.engines.fused`) and passed in. XLA compiles the same jnp
 expression with its own roundings (FMAs, ``x * (1/c)`` for ``x / c``), so the
-kernel agrees with the plain path to the ulp bound that ``tests/test_native.py``
+kernel agrees with the plain path to the ulp bound that ``tests/engines/test_native.py``
 states, not bit for bit.
 """
 
@@ -224,7 +224,7 @@ def adam_leaf_step(
     which is :func:`gradtx.transforms.adam.adam_leaf` followed by
     ``add_decayed_weights``, ``scale(-lr)`` and ``apply_updates``; the
     scalars are :func:`gradtx.transforms.adam.adam_scalars`'. It agrees with
-    gradtx's jitted ``adam``/``adamw`` to the bound of ``tests/test_native.py``.
+    gradtx's jitted ``adam``/``adamw`` to the bound of ``tests/engines/test_native.py``.
 
     The outputs are aliased to ``p, m, v``: inside a jitted function whose
     arguments ``p, m, v`` are donated, the update is written in place.

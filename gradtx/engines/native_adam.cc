@@ -15,7 +15,7 @@
 // each operation rounded once in float32 (built with -ffp-contract=off: no
 // fused multiply-adds). XLA may compile the jnp expression with other
 // roundings (FMAs, x * (1/c) for x / c), so the two agree to the ulp bound
-// stated in tests/test_native.py, not bit for bit.
+// stated in tests/engines/test_native.py, not bit for bit.
 //
 // Under vmap (vmap_method="broadcast_all") every operand gains the same
 // leading batch dimensions: s then holds 12 scalars per batch row, and the

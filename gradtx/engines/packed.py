@@ -98,9 +98,9 @@ def check_elementwise(tx: Any, owner: str = "packed") -> None:
             "(gradtx cannot know whether a transformation from outside it "
             "looks at whole leaves, as trust ratios, block norms and factored "
             "moments do), so it is refused on packed buffers. Use gradtx's "
-            "transformation of the same name, or run it unpacked; declare one "
-            "of your own that is elementwise with "
-            "gradtx._core.traits.elementwise(tx)."
+            "transformation of the same name where it is elementwise (Adam is, "
+            "LAMB is not), or run it unpacked; declare a transformation of your "
+            "own that is elementwise with gradtx.declare_elementwise(tx)."
         )
     raise ValueError(
         f"{owner}: {what}{where} is not elementwise: its update of an element "

@@ -438,7 +438,7 @@ def test_packed_passes_pack_trees_through():
 
 # Table entries that are not elementwise, and the part to blame. Every other
 # entry must declare itself elementwise: a new primitive chooses (it calls
-# gradtx._core.traits.elementwise, or its optimizer is listed here).
+# gradtx.declare_elementwise, or its optimizer is listed here).
 NOT_ELEMENTWISE = {
     "lion_masked": "masked",
     "novograd": "scale_by_novograd",
@@ -468,7 +468,7 @@ def test_every_table_optimizer_declares_whether_it_is_elementwise(entry):
     else:
         assert blame is None, (
             f"{name}: {traits.name(blame[0])} does not declare itself "
-            "elementwise: declare it (gradtx._core.traits.elementwise) or list "
+            "elementwise: declare it (gradtx.declare_elementwise) or list "
             "the optimizer in NOT_ELEMENTWISE"
         )
         gradtx.packed(tx)
