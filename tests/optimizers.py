@@ -232,4 +232,16 @@ CONTRIB_OUTSIDE_TABLE = {
     "dpsgd": "per-example gradients (tests/contrib/test_privacy.py)",
     "sam": "a wrapper of two optimizers (tests/contrib/test_sam.py)",
     "split_real_and_imaginary": "a wrapper (tests/contrib/test_complex_split.py)",
+    "mechanize": "wraps a base optimizer, has no learning_rate "
+    "(tests/contrib/test_contrib_mechanic.py runs the table's properties)",
+    "normalize": "a transformation, not an optimizer "
+    "(tests/contrib/test_contrib_normalize.py)",
+    "hutchinson_estimator_diag_hessian": "sophia's Hessian estimator "
+    "(tests/transforms/test_sophia.py)",
+    "reduce_on_plateau": "a learning-rate wrapper (tests/wrappers/test_plateau.py)",
+    "schedule_free": "a wrapper (tests/wrappers/test_schedule_free.py)",
+    "sophia": "its update needs obj_fn for the Hessian estimate "
+    "(tests/transforms/test_sophia.py)",
+    "schedule_free_eval_params": "a function of the state "
+    "(tests/wrappers/test_schedule_free.py)",
 }

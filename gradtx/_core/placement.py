@@ -198,9 +198,15 @@ def zeros_derived(like: Any, shape: tuple, dtype: Any, dims: tuple) -> Any:
 
 
 def explicit_mesh(tree: Any) -> Any:
-    """The mesh of the first leaf of ``tree`` typed with Explicit axes, or None."""
+    """The mesh of the first leaf of ``tree`` typed with Explicit axes, or None.
+
+    Traced values and concrete arrays alike: an eager computation on arrays
+    placed on an Explicit mesh is typed too (``lax.cond`` traces its branches
+    with those types).
+    """
     for x in jax.tree.leaves(tree):
-        if isinstance(x, jax.core.Tracer) and _abstract_mesh(x) is not None:
+        typed = isinstance(x, (jax.core.Tracer, jax.Array))
+        if typed and _abstract_mesh(x) is not None:
             mesh = _abstract_mesh(x)
             if AxisType is not None and AxisType.Explicit in mesh.axis_types:
                 return mesh

@@ -34,6 +34,7 @@ from .._core.lifting import (
     map_leaves,
     tree_sum_of_squares,
 )
+from .._core.traits import elementwise
 from ..combinators.chain import chain
 from ..transforms.scaling import scale_by_learning_rate
 from ..transforms.weight_decay import add_decayed_weights
@@ -159,7 +160,7 @@ def scale_by_dog(
         )
         return _scale_updates(owner, updates, step), new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def _check_init_step(owner, init_step):
@@ -314,7 +315,7 @@ def scale_by_dowg(
         )
         return _scale_updates(owner, updates, step), new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return elementwise(GradientTransformation(init_fn, update_fn))
 
 
 def dowg(

@@ -51,6 +51,10 @@ GATHERS = {
     "sgd_8bit": "blocks of 256 run across the flattened, split leaves",
     "sgd_8bit_nesterov": "blocks of 256 run across the flattened, split leaves",
     "lbfgs": "its two-loop recursion and line search take whole-tree dots",
+    # Found when DoG joined the table: XLA gathers a split vector inside the
+    # distance-from-start global norm (params − init_params); the state keeps
+    # its sharding and the numbers are the one-device ones.
+    "dog": "XLA gathers a split vector inside its distance-from-start norm",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS
