@@ -13,6 +13,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import first_difference
+from .._core.masks import is_mask_function
 from .._core.state_paths import ParamsPlaceholder
 from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
 from .chain import _check_transforms
@@ -29,7 +30,7 @@ class MaskedNode(NamedTuple):
 
 
 def _resolve_mask(mask: Any, tree: Any) -> Any:
-    if not callable(mask):
+    if not is_mask_function(mask):
         return mask
     refuse_packed("masked", tree, why=FUNCTION_OF_PACKED.format(what="mask"))
     return mask(tree)

@@ -22,6 +22,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import first_difference
+from .._core.masks import is_mask_function
 from .._core.state_paths import ParamsPlaceholder
 from ..engines.pack import FUNCTION_OF_PACKED, refuse_packed
 from .masked import masked
@@ -71,7 +72,7 @@ def _static_bools(owner: str, name: str, mask: Any) -> Any:
             lambda p, m: _to_bool(owner, name, p, m), tree
         )
 
-    if callable(mask):
+    if is_mask_function(mask):
 
         def resolve(tree):
             refuse_packed(owner, tree, why=FUNCTION_OF_PACKED.format(what=name))
@@ -137,10 +138,11 @@ def _partition(
     txs = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
 
     def labels_for(tree, what):
-        if callable(param_labels) and not getattr(param_labels, "packing_aware", 0):
+        function = is_mask_function(param_labels)
+        if function and not getattr(param_labels, "packing_aware", 0):
             why = FUNCTION_OF_PACKED.format(what=name)
             refuse_packed(owner, tree, why=why)
-        labels = param_labels(tree) if callable(param_labels) else param_labels
+        labels = param_labels(tree) if function else param_labels
         _check_prefix(owner, name, labels, tree, what)
         _check_labels(owner, name, labels, txs)
         return labels
@@ -287,7 +289,7 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
     inner = masked(set_to_zero(), mask)
 
     def checked(tree, what):
-        mask_tree = mask(tree) if callable(mask) else mask
+        mask_tree = mask(tree) if is_mask_function(mask) else mask
         _check_prefix("freeze", "mask", mask_tree, tree, what)
 
     def init_fn(params):
@@ -344,7 +346,7 @@ def selective_transform(
     freeze_mask = _static_bools("selective_transform", "freeze_mask", freeze_mask)
 
     def labels(tree):
-        mask = freeze_mask(tree) if callable(freeze_mask) else freeze_mask
+        mask = freeze_mask(tree) if is_mask_function(freeze_mask) else freeze_mask
         return jax.tree.map(lambda frozen: "freeze" if frozen else "train", mask)
 
     return _partition(
