@@ -102,11 +102,29 @@ def flag(owner: str, name: str, value: Any) -> None:
         )
 
 
-def integer(owner: str, name: str, value: Any, *, low: int = 0) -> None:
+def integer(
+    owner: str, name: str, value: Any, *, low: int = 0, array_ok: bool = False
+) -> None:
     """A whole number >= ``low`` (a number of steps).
 
-    Integral floats such as ``1e5`` are accepted, as Optax accepts them.
+    Integral floats such as ``1e5`` are accepted, as Optax accepts them. With
+    ``array_ok`` (a count used only in arithmetic, never as a shape or a
+    Python branch), a 0-d JAX/NumPy integer or float array is accepted too, as
+    ``inject_hyperparams`` passes it: checked when concrete, accepted as is
+    when traced.
     """
+    if array_ok and isinstance(value, (jax.Array, np.ndarray)):
+        if isinstance(value, jax.core.Tracer):
+            return
+        if np.ndim(value) != 0 or not (
+            jnp.issubdtype(value.dtype, jnp.integer)
+            or jnp.issubdtype(value.dtype, jnp.floating)
+        ):
+            raise TypeError(
+                f"{owner}: `{name}` must be a whole number of steps, got an "
+                f"array of shape {np.shape(value)} and dtype {value.dtype}."
+            )
+        value = value.item()
     integral_float = (
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     )
