@@ -54,15 +54,20 @@ def _cast(x: Any, dtype: jnp.dtype) -> Any:
 def state_dtype(leaf: Any, dtype: Any) -> Any:
     """The dtype of a state leaf for ``leaf`` when the user asked for ``dtype``.
 
-    ``None`` keeps the leaf's dtype. A real ``dtype`` for a complex leaf gives
-    the complex dtype of that precision (float32 -> complex64), so an option
-    such as ``mu_dtype=jnp.float32`` never drops an imaginary part.
+    ``None`` keeps the leaf's dtype. ``dtype`` names a precision; the leaf
+    names the kind: a real ``dtype`` for a complex leaf gives the complex
+    dtype of that precision (float32 -> complex64), so an option such as
+    ``mu_dtype=jnp.float32`` never drops an imaginary part, and a complex
+    ``dtype`` for a real leaf gives the real one (complex64 -> float32).
     """
     if dtype is None:
         return None
     dtype = jnp.dtype(dtype)
-    if jnp.iscomplexobj(leaf) and not jnp.issubdtype(dtype, jnp.complexfloating):
+    is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
+    if jnp.iscomplexobj(leaf) and not is_complex:
         return jnp.result_type(dtype, jnp.complex64)
+    if is_complex and not jnp.iscomplexobj(leaf):
+        return jnp.finfo(dtype).dtype
     return dtype
 
 

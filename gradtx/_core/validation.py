@@ -139,14 +139,24 @@ def integer(
         raise ValueError(f"{owner}: `{name}` must be >= {low}, got {value}.")
 
 
-def float_dtype(owner: str, name: str, value: Any) -> jnp.dtype | None:
-    """A floating dtype, canonicalised (None stays None: follow the params)."""
+def float_dtype(
+    owner: str, name: str, value: Any, *, complex_ok: bool = False
+) -> jnp.dtype | None:
+    """A floating dtype, canonicalised (None stays None: follow the params).
+
+    With ``complex_ok`` (a state that holds a running sum of the gradients,
+    such as ``mu_dtype``) a complex dtype is accepted too: it names the
+    precision, and :func:`gradtx._core.lifting.state_dtype` gives real leaves
+    the real dtype of that precision.
+    """
     if value is None:
         return None
     try:
         dt = jnp.dtype(value)
     except TypeError as e:
         raise TypeError(f"{owner}: `{name}` must be a dtype, got {value!r}.") from e
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"{owner}: `{name}` must be a floating dtype, got {dt.name}.")
+    kinds = (jnp.floating, jnp.complexfloating) if complex_ok else (jnp.floating,)
+    if not any(jnp.issubdtype(dt, kind) for kind in kinds):
+        what = "floating or complex" if complex_ok else "floating"
+        raise ValueError(f"{owner}: `{name}` must be a {what} dtype, got {dt.name}.")
     return jax.dtypes.canonicalize_dtype(dt)

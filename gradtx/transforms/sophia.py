@@ -134,7 +134,7 @@ def _check_sophia_args(
         )
     _validate.flag(owner, "verbose", verbose)
     _validate.integer(owner, "print_win_rate_every_n_steps", print_every, array_ok=True)
-    return _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    return _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
 
 
 def _maybe_positive(every) -> bool:
