@@ -7,6 +7,7 @@ number or a schedule of the step), :math:`t = 1, 2, \dots` the step; squares,
 roots and quotients are taken element by element.
 """
 
+import warnings
 from typing import Any
 
 import chex
@@ -389,8 +390,8 @@ def optimistic_adam(
     with :math:`r_t` as in :func:`optimistic_adam_v2` and :math:`o` =
     ``optimism`` (default: :math:`\eta`). It is
     ``optimistic_adam_v2(1.0, alpha=learning_rate, beta=optimism, ...)``; the
-    learning rate must be a number. Optax 0.2.8 also emits a
-    ``DeprecationWarning``; gradtx does not.
+    learning rate must be a number. Deprecated, as in Optax: warns with a
+    ``DeprecationWarning`` pointing to :func:`optimistic_adam_v2`.
 
     Reference: Daskalakis et al., 2018, "Training GANs with Optimism".
 
@@ -402,13 +403,25 @@ def optimistic_adam(
 
     Examples:
       >>> import jax.numpy as jnp
+      >>> import warnings
       >>> from gradtx import optimistic_adam
-      >>> opt = optimistic_adam(0.1, nesterov=False)
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     opt = optimistic_adam(0.1, nesterov=False)
+      >>> caught[0].category.__name__
+      'DeprecationWarning'
       >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
       >>> round(float(u[0]), 4)
       -0.1
     """
     owner = "optimistic_adam"
+    warnings.warn(
+        f"{owner} is deprecated, please use `optimistic_adam_v2` instead (the "
+        "same rule, with schedules: `optimistic_adam_v2(1.0, "
+        "alpha=learning_rate, beta=optimism)`).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if callable(learning_rate):
         raise ValueError(
             f"{owner}: `learning_rate` must be a number, not a schedule; use "

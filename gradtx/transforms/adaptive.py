@@ -94,7 +94,7 @@ def scale_by_novograd(
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
     _validate.scalar_or_schedule(owner, "weight_decay", weight_decay)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     decays = not _is_zero(weight_decay)
 
     def init_fn(params):

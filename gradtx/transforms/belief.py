@@ -73,7 +73,9 @@ def scale_by_belief(
     owner = "scale_by_belief"
     check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
 
-    mu_dtype = _validate.float_dtype("scale_by_belief", "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(
+        "scale_by_belief", "mu_dtype", mu_dtype, complex_ok=True
+    )
     nu_dtype = _validate.float_dtype("scale_by_belief", "nu_dtype", nu_dtype)
 
     def init_fn(params):

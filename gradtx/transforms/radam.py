@@ -72,7 +72,7 @@ def scale_by_radam(
     check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
     _validate.number(owner, "threshold", threshold, low=4.0)
 
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):

@@ -93,7 +93,7 @@ def scale_by_lion(
     owner = "scale_by_lion"
     _validate.decay(owner, "b1", b1, allow_one=True)
     _validate.decay(owner, "b2", b2, allow_one=True)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     if mode not in _LION_MODES:
         raise ValueError(f"{owner}: `mode` must be one of {_LION_MODES}, got {mode!r}.")
     _validate.positive(owner, "smooth_beta", smooth_beta)

@@ -56,7 +56,9 @@ def scale_by_yogi(
         owner, "initial_accumulator_value", initial_accumulator_value
     )
 
-    mu_dtype = _validate.float_dtype("scale_by_yogi", "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(
+        "scale_by_yogi", "mu_dtype", mu_dtype, complex_ok=True
+    )
     nu_dtype = _validate.float_dtype("scale_by_yogi", "nu_dtype", nu_dtype)
 
     initial_value = initial_accumulator_value

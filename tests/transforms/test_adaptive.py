@@ -325,15 +325,31 @@ def test_novograd_needs_params_only_for_weight_decay():
         tx.update(g, tx.init(g))
 
 
+def test_optimistic_adam_warns_like_optax_pointing_to_v2():
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2") as ours:
+        optimistic_adam(0.01)
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2") as theirs:
+        optax.optimistic_adam(0.01)
+    assert [w.category for w in ours] == [w.category for w in theirs]
+    # Attributed to the caller's line, so Python's default filters show it
+    # in user code.
+    assert ours[0].filename == __file__
+    # Even when the learning rate is refused, as Optax (it warns first).
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError):
+        optimistic_adam(lambda t: 0.1)
+
+
 def test_optimistic_adam_is_v2_with_alpha_and_beta():
     p, g = jnp.ones(3), jnp.array([0.5, -1.0, 2.0])
-    a, b = optimistic_adam(0.01, 0.3), optimistic_adam_v2(1.0, alpha=0.01, beta=0.3)
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2"):
+        a = optimistic_adam(0.01, 0.3)
+    b = optimistic_adam_v2(1.0, alpha=0.01, beta=0.3)
     sa, sb = a.init(p), b.init(p)
     for k in range(4):
         ua, sa = a.update(g * (k + 1), sa, p)
         ub, sb = b.update(g * (k + 1), sb, p)
         np.testing.assert_allclose(ua, ub, rtol=1e-6)
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="lear"):
         optimistic_adam(lambda t: 0.1)
 
 
@@ -432,6 +448,7 @@ BAD = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
     "factory,kwargs,arg", BAD, ids=[f"{f.__name__}-{a}" for f, _, a in BAD]
 )

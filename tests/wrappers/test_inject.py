@@ -146,6 +146,8 @@ STATIC = (
 )
 
 
+# inject_hyperparams builds the deprecated optimistic_adam (it warns).
+@pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
     "factory_name,kwargs", [c[1:] for c in OPTIMIZERS], ids=[c[0] for c in OPTIMIZERS]
 )
