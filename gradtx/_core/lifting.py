@@ -561,3 +561,18 @@ def update_infinity_moment(
         names=["moments"],
         owner=owner,
     )
+
+
+def shape_error(owner, path, name, got, want):
+    """The error for a state leaf whose shape is not the one `updates` imply."""
+    return ValueError(
+        f"{owner}: shape mismatch at leaf {path}: `{name}` has shape {got} but "
+        f"{want} was expected from `updates`. Was the state made by `init` on "
+        "parameters of another shape?"
+    )
+
+
+def unflatten_columns(treedef, rows, n):
+    """``n`` trees from per-leaf tuples ``rows`` (each of ``n`` items)."""
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * n
+    return tuple(treedef.unflatten(list(c)) for c in cols)

@@ -8,10 +8,7 @@ import jax.numpy as jnp
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
-from .._core.lifting import (
-    map_leaves,
-    state_zeros_like,
-)
+from .._core.lifting import map_leaves, state_zeros_like
 from .._core.traits import elementwise
 
 _NO_COMPLEX_SIGN = "the sign of a complex number is undefined"

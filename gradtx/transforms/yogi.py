@@ -15,10 +15,7 @@ from .._core.lifting import (
     tree_full_like,
 )
 from .._core.traits import elementwise
-from .adam import (
-    ScaleByAdamState,
-    bias_corrections,
-)
+from .adam import ScaleByAdamState, bias_corrections
 from .belief import check_moment_args
 
 

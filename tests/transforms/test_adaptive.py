@@ -42,25 +42,23 @@ import reference_adaptive as RA
 from test_reference import DTYPE, STEPS, X64, _jax_grad, _np_grad, _rel_err
 
 from gradtx.combinators.chain import chain
-from gradtx.optimizers.adaptive import (
-    adadelta,
-    adan,
-    novograd,
+from gradtx.optimizers.adadelta import adadelta
+from gradtx.optimizers.adan import adan
+from gradtx.optimizers.novograd import novograd
+from gradtx.optimizers.optimistic import (
     optimistic_adam,
     optimistic_adam_v2,
     optimistic_gradient_descent,
-    rprop,
-    sm3,
 )
-from gradtx.transforms.adaptive import (
-    scale_by_adadelta,
-    scale_by_adan,
-    scale_by_novograd,
-    scale_by_optimistic_gradient,
-    scale_by_rprop,
-    scale_by_sm3,
-)
+from gradtx.optimizers.rprop import rprop
+from gradtx.optimizers.sm3 import sm3
+from gradtx.transforms.adadelta import scale_by_adadelta
+from gradtx.transforms.adan import scale_by_adan
+from gradtx.transforms.novograd import scale_by_novograd
+from gradtx.transforms.optimistic import scale_by_optimistic_gradient
+from gradtx.transforms.rprop import scale_by_rprop
 from gradtx.transforms.scaling import scale
+from gradtx.transforms.sm3 import scale_by_sm3
 
 RTOL = 1e-10 if X64 else 1e-6
 # float32 only, see the module docstring (measured 2.6e-6 and 1.34e-5).
