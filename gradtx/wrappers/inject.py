@@ -117,10 +117,13 @@ def _as_hyperparam(value: Any, default: jnp.dtype, forced: Any) -> chex.Array:
 
     A Python number or weakly typed array (a value the user wrote into the
     state) takes ``default``; a float array keeps its own dtype when wider.
-    Integers stay integers.
+    Integers stay integers; PRNG keys (typed ``jax.random.key`` or raw
+    ``jax.random.PRNGKey`` uint32 arrays) are kept as they are.
     """
     value = jnp.asarray(value)
     dtype = value.dtype
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return value  # a typed PRNG key (``jax.random.key``): passed on intact
     if jnp.issubdtype(dtype, jnp.floating):
         if forced is not None:
             dtype = forced

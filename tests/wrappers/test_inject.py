@@ -375,6 +375,71 @@ def test_flags_and_dtypes_are_static():
     assert state.inner_state[0].mu.dtype == jnp.bfloat16
 
 
+KEYS = [
+    pytest.param(lambda: jax.random.key(17), id="typed-key"),
+    pytest.param(lambda: jax.random.PRNGKey(17), id="raw-uint32-key"),
+]
+
+
+def _same_key(a, b):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.extended):
+        a, b = jax.random.key_data(a), jax.random.key_data(b)
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("make_key", KEYS)
+def test_prng_key_is_kept_intact_and_noisy_sgd_is_bit_equal(make_key):
+    key = make_key()
+    injected = inject_hyperparams(gradtx.noisy_sgd)(learning_rate=0.1, key=key)
+    state = jax.jit(injected.init)(_start())
+    held = state.hyperparams["key"]
+    assert held.dtype == key.dtype and _same_key(held, key)  # not cast to float
+    traj, state = _run(injected, steps=20)
+    plain, _ = _run(gradtx.noisy_sgd(learning_rate=0.1, key=key), steps=20)
+    assert _bits_equal(traj, plain)
+    assert state.hyperparams["key"].dtype == key.dtype
+    assert _same_key(state.hyperparams["key"], key)
+
+
+def _noise_factory(key, scale):
+    """A user's factory that takes a PRNG key (as in Optax's own test)."""
+
+    def init_fn(params):
+        del params
+        return (key, scale)
+
+    def update_fn(updates, state, params=None):
+        del params
+        k, s = state
+        k, sub = jax.random.split(k)
+        return jax.tree.map(lambda u: s * jax.random.normal(sub, u.shape), updates), (
+            k,
+            s,
+        )
+
+    return gradtx.GradientTransformation(init_fn, update_fn)
+
+
+@pytest.mark.parametrize("hyperparam_dtype", [None, jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("make_key", KEYS)
+def test_user_factory_taking_a_key_matches_optax(make_key, hyperparam_dtype):
+    key = make_key()
+    params = [jnp.ones((1, 2)), jnp.ones(2), jnp.ones((1, 1, 1))]
+    out = []
+    for lib in (gradtx, optax):
+        tx = lib.inject_hyperparams(_noise_factory, hyperparam_dtype=hyperparam_dtype)
+        tx = tx(key=key, scale=1e-3)
+        state = jax.jit(tx.init)(params)
+        for _ in range(2):
+            updates, state = jax.jit(tx.update)(params, state)
+        out.append((updates, state))
+    (ours, ours_state), (theirs, theirs_state) = out
+    assert _bits_equal(ours, theirs)
+    assert _same_key(ours_state.hyperparams["key"], key)
+    assert ours_state.hyperparams["key"].dtype == key.dtype
+    assert ours_state.inner_state[0].dtype == theirs_state.inner_state[0].dtype
+
+
 def test_stateful_schedule_sees_extra_args():
     class LossScaled:
         def init(self):
