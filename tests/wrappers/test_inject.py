@@ -460,6 +460,48 @@ def test_stateful_schedule_sees_extra_args():
     assert float(state.hyperparams_states["learning_rate"]) == 2.0
 
 
+class _AddendumSchedule:
+    """A stateful schedule whose int32 state grows by a float extra arg."""
+
+    def init(self):
+        return jnp.zeros([], jnp.int32)
+
+    def update(self, state, addendum=0, **extra):
+        return state + addendum
+
+    def __call__(self, state, **extra):
+        return state
+
+
+@pytest.mark.parametrize("wrapper", ["inject_hyperparams", "deprecated_alias"])
+def test_int32_stateful_schedule_keeps_a_float_increment_like_optax(wrapper):
+    grads = (jnp.ones(3, F32), jnp.ones(2, F32))
+    extra = {"addendum": 0.3 * jnp.ones((), F32)}
+    out = []
+    for lib in (gradtx, optax):
+        if wrapper == "inject_hyperparams":
+            injected = lib.inject_hyperparams(lib.scale)
+        else:
+            with pytest.warns(DeprecationWarning):
+                injected = lib.inject_stateful_hyperparams(lib.scale)
+        tx = injected(step_size=_AddendumSchedule())
+        state = jax.jit(tx.init)(grads)
+        assert state.hyperparams["step_size"].dtype == jnp.int32
+        for _ in range(2):
+            updates, state = jax.jit(tx.update)(grads, state, grads, **extra)
+        out.append((updates, state))
+    (ours, state), (theirs, optax_state) = out
+    lr = state.hyperparams["step_size"]
+    assert jnp.issubdtype(lr.dtype, jnp.floating)  # not truncated to int32 0
+    np.testing.assert_array_equal(lr, extra["addendum"])
+    total = state.hyperparams_states["step_size"]
+    np.testing.assert_array_equal(total, 2 * extra["addendum"])
+    assert lr.dtype == optax_state.hyperparams["step_size"].dtype
+    np.testing.assert_array_equal(lr, optax_state.hyperparams["step_size"])
+    assert _bits_equal(ours, theirs)
+    np.testing.assert_array_equal(ours[0], extra["addendum"] * grads[0])
+
+
 def test_wrapped_schedule_and_deprecated_alias():
     ws = WrappedSchedule(lambda t: 2 * t)
     s = ws.update(ws.update(ws.init()))
