@@ -80,6 +80,7 @@ from .engines.pack import (
 )
 from .engines.packed import packed
 from .linalg import matrix_inverse_pth_root, nnls, power_iteration
+from .optimizers.adadelta import adadelta
 from .optimizers.adam import (
     adam,
     adam_l2,
@@ -90,16 +91,7 @@ from .optimizers.adam import (
     nadam,
     nadamw,
 )
-from .optimizers.adaptive import (
-    adadelta,
-    adan,
-    novograd,
-    optimistic_adam,
-    optimistic_adam_v2,
-    optimistic_gradient_descent,
-    rprop,
-    sm3,
-)
+from .optimizers.adan import adan
 from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
 from .optimizers.belief import adabelief
@@ -109,10 +101,18 @@ from .optimizers.lbfgs import lbfgs
 from .optimizers.moments import adagrad, rmsprop, sgd
 from .optimizers.muon import muon
 from .optimizers.noise import noisy_sgd
+from .optimizers.novograd import novograd
+from .optimizers.optimistic import (
+    optimistic_adam,
+    optimistic_adam_v2,
+    optimistic_gradient_descent,
+)
 from .optimizers.prodigy import prodigy
 from .optimizers.radam import radam
+from .optimizers.rprop import rprop
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers.sign import lion, sign_sgd, signum
+from .optimizers.sm3 import sm3
 from .optimizers.sophia import sophia
 from .optimizers.step_size_free import polyak_sgd
 from .optimizers.yogi import yogi
@@ -153,6 +153,7 @@ from .schedules.warmup import (
 )
 from .sharding import per_device_bytes, state_shardings, zero1_shardings
 from .transforms.accumulation import ApplyEvery, apply_every
+from .transforms.adadelta import ScaleByAdaDeltaState, scale_by_adadelta
 from .transforms.adam import (
     ScaleByAdamState,
     ScaleByAmsgradState,
@@ -160,20 +161,7 @@ from .transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
-from .transforms.adaptive import (
-    ScaleByAdaDeltaState,
-    ScaleByAdanState,
-    ScaleByNovogradState,
-    ScaleByOptimisticGradientState,
-    ScaleByRpropState,
-    ScaleBySM3State,
-    scale_by_adadelta,
-    scale_by_adan,
-    scale_by_novograd,
-    scale_by_optimistic_gradient,
-    scale_by_rprop,
-    scale_by_sm3,
-)
+from .transforms.adan import ScaleByAdanState, scale_by_adan
 from .transforms.ademamix import (
     ScaleByAdemamixState,
     ScaleBySimplifiedAdEMAMixState,
@@ -231,8 +219,14 @@ from .transforms.moments import (
 )
 from .transforms.muon import MuonDimensionNumbers, MuonState, scale_by_muon
 from .transforms.noise import AddNoiseState, add_noise
+from .transforms.novograd import ScaleByNovogradState, scale_by_novograd
+from .transforms.optimistic import (
+    ScaleByOptimisticGradientState,
+    scale_by_optimistic_gradient,
+)
 from .transforms.prodigy import ProdigyState, scale_by_prodigy
 from .transforms.radam import scale_by_radam
+from .transforms.rprop import ScaleByRpropState, scale_by_rprop
 from .transforms.scaling import (
     ScaleByScheduleState,
     ScaleState,
@@ -242,6 +236,7 @@ from .transforms.scaling import (
     scale_gradient,
 )
 from .transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign
+from .transforms.sm3 import ScaleBySM3State, scale_by_sm3
 from .transforms.sophia import (
     HutchinsonState,
     SophiaState,

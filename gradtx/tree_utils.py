@@ -7,7 +7,7 @@ function of :mod:`gradtx.tree` (no second implementation), so
 ``gradtx.tree_utils.tree_add is gradtx.tree.add``.
 """
 
-from ._core.tree_ops import NamedTupleKey as NamedTupleKey
+from ._core.tree_ops import NamedTupleKey
 from ._core.tree_ops import add as tree_add
 from ._core.tree_ops import add_scale as tree_add_scale
 from ._core.tree_ops import allclose as tree_allclose

@@ -8,6 +8,8 @@ must appear here (``test_table_covers_every_optimizer`` checks it).
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 
 import gradtx
@@ -210,8 +212,18 @@ def factory(factory_name: str):
     return getattr(gradtx, factory_name, None) or getattr(gradtx.contrib, factory_name)
 
 
+# Deprecated names kept for Optax: they warn (as Optax's do) when built; the
+# table builds them quietly (tests/test_adaptive.py checks the warning).
+DEPRECATED = {"optimistic_adam": "optimistic_adam is deprecated"}
+
+
 def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
-    return factory(factory_name)(**kwargs)
+    with warnings.catch_warnings():
+        if factory_name in DEPRECATED:
+            warnings.filterwarnings(
+                "ignore", DEPRECATED[factory_name], DeprecationWarning
+            )
+        return factory(factory_name)(**kwargs)
 
 
 # gradtx.contrib (optax.contrib) aliases, in the table's format; make() finds

@@ -372,3 +372,63 @@ def test_every_table_optimizer_is_classified():
     covered |= set(others) | set(SAME_MATHS_AS)
     missing = {id_ for id_, _, _ in OPTIMIZERS} - covered
     assert not missing, f"classify these for complex leaves: {sorted(missing)}"
+
+
+# A complex state dtype names the precision as a real one does: complex
+# leaves keep it, real leaves get the real dtype of that precision (Optax gives
+# them a complex state; the numbers are the same).
+COMPLEX_STATE_DTYPE = [
+    ("trace", lambda lib, d: lib.trace(0.9, accumulator_dtype=d)),
+    ("ema", lambda lib, d: lib.ema(0.9, accumulator_dtype=d)),
+    ("adam", lambda lib, d: lib.adam(0.1, mu_dtype=d)),
+    ("adamw", lambda lib, d: lib.adamw(0.1, mu_dtype=d)),
+    ("nadam", lambda lib, d: lib.nadam(0.1, mu_dtype=d)),
+    ("amsgrad", lambda lib, d: lib.amsgrad(0.1, mu_dtype=d)),
+    ("MultiSteps", lambda lib, d: lib.MultiSteps(lib.sgd(0.1), 2, accumulator_dtype=d)),
+    ("adafactor", lambda lib, d: lib.adafactor(0.01, momentum=0.9, dtype_momentum=d)),
+]  # fmt: skip
+
+
+# Optax's MultiSteps casts its complex accumulator to the real leaf's dtype.
+@pytest.mark.filterwarnings("ignore:Casting from complex to real:DeprecationWarning")
+@pytest.mark.parametrize(
+    "factory",
+    [c[1] for c in COMPLEX_STATE_DTYPE],
+    ids=[c[0] for c in COMPLEX_STATE_DTYPE],
+)
+def test_a_complex_state_dtype_is_accepted_and_matches_optax(factory):
+    import optax
+
+    params = _start()
+    grads = jax.tree.map(lambda z: (0.3 - 0.7j) * z + 0.1j if jnp.iscomplexobj(z)
+                         else 0.3 * z + 0.1, params)  # fmt: skip
+
+    def run(lib, opt):
+        p, s = params, opt.init(params)
+        for _ in range(4):  # MultiSteps(k=2) emits at the second and fourth
+            u, s = opt.update(grads, s, p)
+            # Optax's updates of the real leaf are complex (with a zero imaginary
+            # part) under a complex state dtype.
+            real = lambda x, q: x if jnp.iscomplexobj(q) else jnp.real(x)
+            p = lib.apply_updates(p, jax.tree.map(real, u, p))
+        return p, s
+
+    ours, state = run(gradtx, factory(gradtx, jnp.complex64))
+    theirs, _ = run(optax, factory(optax, jnp.complex64))
+    plain, _ = run(gradtx, factory(gradtx, None))
+    for a, b, c in zip(*map(jax.tree.leaves, (ours, theirs, plain)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-6)
+    kinds = {jnp.dtype(x.dtype).kind for x in jax.tree.leaves(state)}
+    assert "c" in kinds
+    assert not (kinds - {"c", "f", "i"}), kinds
+    for path, x in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if jax.tree_util.keystr(path).endswith("['r']"):
+            assert x.dtype == jnp.float32, (path, x.dtype)
+
+
+def test_a_complex_dtype_is_still_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match=r"nu_dtype.*floating dtype, got complex64"):
+        gradtx.scale_by_adam(nu_dtype=jnp.complex64)
+    with pytest.raises(ValueError, match=r"mu_dtype.*floating or complex dtype"):
+        gradtx.scale_by_adam(mu_dtype=jnp.int32)

@@ -50,6 +50,7 @@ def _run_jitted(tx, apply_updates, params, steps=5):
     return p
 
 
+@pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("id_,name,kwargs", OPTIMIZERS, ids=[e[0] for e in OPTIMIZERS])
 def test_mixed_tree_matches_optax(id_, name, kwargs):
     if name in NOT_COMPARABLE_TO_OPTAX:

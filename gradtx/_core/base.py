@@ -217,7 +217,8 @@ def stateless_with_tree_map(
 def apply_updates(params: Params, updates: Updates) -> Params:
     """Returns ``params + updates``, each leaf cast back to its param's dtype.
 
-    ``None`` leaves in ``params`` stay ``None``. The sum is computed in the
+    ``None`` leaves in ``params`` stay ``None``, whatever ``updates`` holds
+    there (as in Optax). The sum is computed in the
     promoted dtype and cast on write, so a bfloat16 parameter receiving a
     float32 update stays bfloat16.
 
@@ -251,10 +252,16 @@ def _is_none(x: Any) -> bool:
 def _add_update(p: Any, u: Any, i: int, params: Params) -> Any:
     """``p + u`` cast to ``p``'s dtype, or an error naming the leaf."""
     p = jnp.asarray(p)
+    path = lambda: leaf_paths(params, is_leaf=_is_none)[i]  # only for a message
+    if u is None:
+        raise TypeError(
+            f"apply_updates: the update at leaf {path()} is None but the param is "
+            f"an array of shape {p.shape}. A None leaf must be None in `params` "
+            "too (it then stays None); give a zero update to leave a param as is."
+        )
     u_dtype = jnp.result_type(u)
     if u_dtype == jax.dtypes.float0:
         return p  # no gradient, no change (an integer leaf under jax.grad)
-    path = lambda: leaf_paths(params, is_leaf=_is_none)[i]  # only for a message
     if jnp.shape(u) != p.shape:
         raise ValueError(
             f"apply_updates: shape mismatch at leaf {path()}: `params` has shape "

@@ -54,15 +54,20 @@ def cast_to(x: Any, dtype: jnp.dtype) -> Any:
 def state_dtype(leaf: Any, dtype: Any) -> Any:
     """The dtype of a state leaf for ``leaf`` when the user asked for ``dtype``.
 
-    ``None`` keeps the leaf's dtype. A real ``dtype`` for a complex leaf gives
-    the complex dtype of that precision (float32 -> complex64), so an option
-    such as ``mu_dtype=jnp.float32`` never drops an imaginary part.
+    ``None`` keeps the leaf's dtype. ``dtype`` names a precision; the leaf
+    names the kind: a real ``dtype`` for a complex leaf gives the complex
+    dtype of that precision (float32 -> complex64), so an option such as
+    ``mu_dtype=jnp.float32`` never drops an imaginary part, and a complex
+    ``dtype`` for a real leaf gives the real one (complex64 -> float32).
     """
     if dtype is None:
         return None
     dtype = jnp.dtype(dtype)
-    if jnp.iscomplexobj(leaf) and not jnp.issubdtype(dtype, jnp.complexfloating):
+    is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
+    if jnp.iscomplexobj(leaf) and not is_complex:
         return jnp.result_type(dtype, jnp.complex64)
+    if is_complex and not jnp.iscomplexobj(leaf):
+        return jnp.finfo(dtype).dtype
     return dtype
 
 
@@ -183,6 +188,32 @@ def flatten_like(
             f"first difference: {where}.\n"
             f"  {ref}: {treedef}\n  {name}: {ours}\n{hint}"
         ) from e
+
+
+def drop_where_none(
+    lead: Any, tree: Any, *, name: str, owner: str, ref: str = "updates"
+) -> Any:
+    """``tree`` with ``None`` wherever ``lead`` has a ``None`` leaf.
+
+    Optax's rule for the functions that combine a tree with another one
+    (``apply_updates``, ``incremental_update``, ``tree.add_scale``, the moment
+    updates): a ``None`` leaf of the leading tree stays ``None`` whatever the
+    other tree holds there. Elsewhere the structures must match as before.
+    """
+    leaves, treedef = jax.tree.flatten(lead, is_leaf=_is_none)
+    if not any(leaf is None for leaf in leaves):
+        return tree
+    subtrees = flatten_like(treedef, tree, name=name, owner=owner, ref=ref)
+    return treedef.unflatten(
+        [
+            None if leaf is None else sub
+            for leaf, sub in zip(leaves, subtrees, strict=True)
+        ]
+    )
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
 
 
 def check_leaf_dtypes(
@@ -482,12 +513,17 @@ def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:
 
 
 def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -> Any:
-    """The exponential moving average of ``g^order``: ``(1 − d)·g^order + d·m``."""
+    """The exponential moving average of ``g^order``: ``(1 − d)·g^order + d·m``.
+
+    ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
+    """
 
     def leaf(g, m):
         return _maths.one_minus(decay) * g**order + decay * m
 
-    return map_leaves(leaf, updates, moments, names=["moments"], owner="update_moment")
+    owner = "update_moment"
+    moments = drop_where_none(updates, moments, name="moments", owner=owner)
+    return map_leaves(leaf, updates, moments, names=["moments"], owner=owner)
 
 
 def update_moment_per_elem_norm(
@@ -497,25 +533,46 @@ def update_moment_per_elem_norm(
 
     Unlike Optax's function of the same name, odd orders average the norm
     ``|g|^order`` too, not the signed ``g^order``; for order 2 they agree.
+    ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
     """
 
     def leaf(g, m):
         norm = _maths.abs_sq(g) if order == 2 else jnp.abs(g) ** order
         return _maths.one_minus(decay) * norm + decay * m
 
-    return map_leaves(
-        leaf, updates, moments, names=["moments"], owner="update_moment_per_elem_norm"
-    )
+    owner = "update_moment_per_elem_norm"
+    moments = drop_where_none(updates, moments, name="moments", owner=owner)
+    return map_leaves(leaf, updates, moments, names=["moments"], owner=owner)
 
 
 def update_infinity_moment(
     updates: Any, moments: Any, decay: chex.Numeric, eps: chex.Numeric
 ) -> Any:
-    """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``."""
+    """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``.
+
+    ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
+    """
+    owner = "update_infinity_moment"
+    moments = drop_where_none(updates, moments, name="moments", owner=owner)
     return map_leaves(
         lambda g, u: _maths.infinity_moment(g, u, decay, eps),
         updates,
         moments,
         names=["moments"],
-        owner="update_infinity_moment",
+        owner=owner,
     )
+
+
+def shape_error(owner, path, name, got, want):
+    """The error for a state leaf whose shape is not the one `updates` imply."""
+    return ValueError(
+        f"{owner}: shape mismatch at leaf {path}: `{name}` has shape {got} but "
+        f"{want} was expected from `updates`. Was the state made by `init` on "
+        "parameters of another shape?"
+    )
+
+
+def unflatten_columns(treedef, rows, n):
+    """``n`` trees from per-leaf tuples ``rows`` (each of ``n`` items)."""
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * n
+    return tuple(treedef.unflatten(list(c)) for c in cols)

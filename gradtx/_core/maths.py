@@ -225,8 +225,8 @@ def safe_increment(count: chex.Array) -> chex.Array:
         top = jnp.iinfo(count.dtype).max
     elif jnp.issubdtype(count.dtype, jnp.floating):
         top = jnp.finfo(count.dtype).max
-    else:
-        raise TypeError(
+    else:  # ValueError, as Optax raises (bool, complex, …)
+        raise ValueError(
             f"safe_increment: count must be an integer or float array, got "
             f"dtype {count.dtype}."
         )

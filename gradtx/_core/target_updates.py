@@ -16,7 +16,7 @@ import numpy as np
 
 from . import validation as _validate
 from .base import Params
-from .lifting import check_shapes, flatten_like, upcast
+from .lifting import check_shapes, drop_where_none, flatten_like, upcast
 
 
 def _leaves(owner: str, new_tensors: Any, old_tensors: Any) -> tuple[Any, list, list]:
@@ -39,7 +39,8 @@ def incremental_update(
 
     with :math:`\alpha` = ``step_size``. The average is kept for evaluation;
     bfloat16/float16 leaves are averaged in float32 and cast back. ``None``
-    leaves stay ``None``.
+    leaves of ``new_tensors`` stay ``None``, whatever ``old_tensors`` holds
+    there (as in Optax).
 
     Reference: Polyak & Juditsky, 1992, "Acceleration of stochastic
     approximation by averaging".
@@ -61,6 +62,10 @@ def incremental_update(
     """
     owner = "incremental_update"
     _validate.number(owner, "step_size", step_size, low=0.0, high=1.0)
+    # A None leaf of `new_tensors` stays None, whatever the average holds.
+    old_tensors = drop_where_none(
+        new_tensors, old_tensors, name="old_tensors", owner=owner, ref="new_tensors"
+    )
     treedef, new, old = _leaves(owner, new_tensors, old_tensors)
     out = [
         (step_size * upcast(n) + (1.0 - step_size) * upcast(o)).astype(o.dtype)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from . import maths as _maths
 from .lifting import (
     bias_correction,
+    drop_where_none,
     update_infinity_moment,
     update_moment,
     update_moment_per_elem_norm,
@@ -41,9 +42,17 @@ __all__ = [
 
 
 def add(tree_x: Any, tree_y: Any, *other_trees: Any) -> Any:
-    """Leaf-wise sum of two or more trees of the same structure."""
+    """Leaf-wise sum of two or more trees of the same structure.
+
+    A ``None`` leaf of ``tree_x`` stays ``None`` whatever the other trees hold
+    there (as ``add_scale`` and ``apply_updates``).
+    """
+    others = [
+        drop_where_none(tree_x, t, name=f"tree {i}", owner="tree.add", ref="tree_x")
+        for i, t in enumerate((tree_y, *other_trees), start=1)
+    ]
     return jax.tree.map(lambda *xs: functools.reduce(operator.add, xs), tree_x,
-                        tree_y, *other_trees)  # fmt: skip
+                        *others)  # fmt: skip
 
 
 def sub(tree_x: Any, tree_y: Any) -> Any:
@@ -67,7 +76,14 @@ def scale(scalar: chex.Numeric, tree: Any) -> Any:
 
 
 def add_scale(tree_x: Any, scalar: chex.Numeric, tree_y: Any) -> Any:
-    """``x + scalar · y``, leaf by leaf."""
+    """``x + scalar · y``, leaf by leaf.
+
+    A ``None`` leaf of ``tree_x`` stays ``None`` whatever ``tree_y`` holds
+    there (as in Optax).
+    """
+    tree_y = drop_where_none(
+        tree_x, tree_y, name="tree_y", owner="tree.add_scale", ref="tree_x"
+    )
     return jax.tree.map(lambda x, y: x + scalar * y, tree_x, tree_y)
 
 

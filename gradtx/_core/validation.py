@@ -107,11 +107,29 @@ def flag(owner: str, name: str, value: Any) -> None:
         )
 
 
-def integer(owner: str, name: str, value: Any, *, low: int = 0) -> None:
+def integer(
+    owner: str, name: str, value: Any, *, low: int = 0, array_ok: bool = False
+) -> None:
     """A whole number >= ``low`` (a number of steps).
 
-    Integral floats such as ``1e5`` are accepted, as Optax accepts them.
+    Integral floats such as ``1e5`` are accepted, as Optax accepts them. With
+    ``array_ok`` (a count used only in arithmetic, never as a shape or a
+    Python branch), a 0-d JAX/NumPy integer or float array is accepted too, as
+    ``inject_hyperparams`` passes it: checked when concrete, accepted as is
+    when traced.
     """
+    if array_ok and isinstance(value, (jax.Array, np.ndarray)):
+        if isinstance(value, jax.core.Tracer):
+            return
+        if np.ndim(value) != 0 or not (
+            jnp.issubdtype(value.dtype, jnp.integer)
+            or jnp.issubdtype(value.dtype, jnp.floating)
+        ):
+            raise TypeError(
+                f"{owner}: `{name}` must be a whole number of steps, got an "
+                f"array of shape {np.shape(value)} and dtype {value.dtype}."
+            )
+        value = value.item()
     integral_float = (
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     )
@@ -126,16 +144,26 @@ def integer(owner: str, name: str, value: Any, *, low: int = 0) -> None:
         raise ValueError(f"{owner}: `{name}` must be >= {low}, got {value}.")
 
 
-def float_dtype(owner: str, name: str, value: Any) -> jnp.dtype | None:
-    """A floating dtype, canonicalised (None stays None: follow the params)."""
+def float_dtype(
+    owner: str, name: str, value: Any, *, complex_ok: bool = False
+) -> jnp.dtype | None:
+    """A floating dtype, canonicalised (None stays None: follow the params).
+
+    With ``complex_ok`` (a state that holds a running sum of the gradients,
+    such as ``mu_dtype``) a complex dtype is accepted too: it names the
+    precision, and :func:`gradtx._core.lifting.state_dtype` gives real leaves
+    the real dtype of that precision.
+    """
     if value is None:
         return None
     try:
         dt = jnp.dtype(value)
     except TypeError as e:
         raise TypeError(f"{owner}: `{name}` must be a dtype, got {value!r}.") from e
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"{owner}: `{name}` must be a floating dtype, got {dt.name}.")
+    kinds = (jnp.floating, jnp.complexfloating) if complex_ok else (jnp.floating,)
+    if not any(jnp.issubdtype(dt, kind) for kind in kinds):
+        what = "floating or complex" if complex_ok else "floating"
+        raise ValueError(f"{owner}: `{name}` must be a {what} dtype, got {dt.name}.")
     return jax.dtypes.canonicalize_dtype(dt)
 
 

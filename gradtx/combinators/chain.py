@@ -2,10 +2,7 @@
 
 from typing import Any
 
-from .._core.base import (
-    GradientTransformation,
-    with_extra_args_support,
-)
+from .._core.base import GradientTransformation, with_extra_args_support
 from .._core.traits import composed, described
 
 

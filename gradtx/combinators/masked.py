@@ -13,6 +13,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import first_difference
+from .._core.masks import is_mask_function
 from .._core.state_paths import ParamsPlaceholder
 from .._core.traits import composed
 from .chain import check_transforms
@@ -29,7 +30,7 @@ class MaskedNode(NamedTuple):
 
 
 def _resolve_mask(mask: Any, tree: Any) -> Any:
-    return mask(tree) if callable(mask) else mask
+    return mask(tree) if is_mask_function(mask) else mask
 
 
 def _apply_mask(tree: Any, mask_tree: Any, what: str) -> Any:
@@ -116,5 +117,5 @@ def masked(
     tx = GradientTransformation(init_fn, update_fn)
     # A mask computed by a function sees whatever tree it is given: not
     # elementwise (a tree of bools is).
-    why = "its `mask` is a function of the params" if callable(mask) else None
+    why = "its `mask` is a function of the params" if is_mask_function(mask) else None
     return composed(tx, [inner], reason=why)

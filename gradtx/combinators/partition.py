@@ -22,6 +22,7 @@ from .._core.base import (
     with_extra_args_support,
 )
 from .._core.lifting import first_difference
+from .._core.masks import is_mask_function
 from .._core.state_paths import ParamsPlaceholder
 from .._core.traits import composed, declare
 from .masked import masked
@@ -71,7 +72,7 @@ def _static_bools(owner: str, name: str, mask: Any) -> Any:
             lambda p, m: _to_bool(owner, name, p, m), tree
         )
 
-    if callable(mask):
+    if is_mask_function(mask):
         return lambda tree: convert(mask(tree))
     return convert(mask)
 
@@ -133,7 +134,7 @@ def _partition(
     txs = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
 
     def labels_for(tree, what):
-        labels = param_labels(tree) if callable(param_labels) else param_labels
+        labels = param_labels(tree) if is_mask_function(param_labels) else param_labels
         _check_prefix(owner, name, labels, tree, what)
         _check_labels(owner, name, labels, txs)
         return labels
@@ -175,7 +176,7 @@ def _partition(
 
     # labels computed by a function see whatever tree they are given: not
     # elementwise (a tree of labels is). `computed`: the caller's labels are.
-    computed = callable(param_labels) if computed is None else computed
+    computed = is_mask_function(param_labels) if computed is None else computed
     why = f"its `{name}` is a function of the params" if computed else None
     tx = GradientTransformation(init_fn, update_fn)
     return declare(composed(tx, transforms.values(), reason=why), name=owner)
@@ -281,12 +282,12 @@ def freeze(mask: Any | Callable[[Params], Any]) -> GradientTransformation:
       >>> updates["b"], updates["w"]
       (Array([0., 0.], dtype=float32), Array([1., 1.], dtype=float32))
     """
-    computed = callable(mask)
+    computed = is_mask_function(mask)
     mask = _static_bools("freeze", "mask", mask)
     inner = masked(set_to_zero(), mask)
 
     def checked(tree, what):
-        mask_tree = mask(tree) if callable(mask) else mask
+        mask_tree = mask(tree) if is_mask_function(mask) else mask
         _check_prefix("freeze", "mask", mask_tree, tree, what)
 
     def init_fn(params):
@@ -341,11 +342,11 @@ def selective_transform(
       >>> sorted(state.inner_states)
       ['freeze', 'train']
     """
-    computed = callable(freeze_mask)
+    computed = is_mask_function(freeze_mask)
     freeze_mask = _static_bools("selective_transform", "freeze_mask", freeze_mask)
 
     def labels(tree):
-        mask = freeze_mask(tree) if callable(freeze_mask) else freeze_mask
+        mask = freeze_mask(tree) if is_mask_function(freeze_mask) else freeze_mask
         return jax.tree.map(lambda frozen: "freeze" if frozen else "train", mask)
 
     return _partition(

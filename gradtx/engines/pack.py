@@ -43,6 +43,7 @@ import numpy as np
 from jax import lax
 
 from .._core import placement as _sharding
+from .._core.masks import is_mask_function
 
 DEFAULT_MIN_LEAF_SIZE = 16384
 """Leaves with fewer elements than this are packed by default (64 KiB in f32)."""
@@ -241,7 +242,7 @@ def _label_leaves(labels: Any, params: Any, n: int) -> list[Hashable]:
     """One label per leaf of ``params`` from a prefix tree or a function."""
     if labels is None:
         return [None] * n
-    if callable(labels):
+    if is_mask_function(labels):
         labels = labels(params)
     prefix = jax.tree.structure(labels)
     try:
@@ -533,7 +534,7 @@ def pack_labels(packed: Packed, labels: Any | Callable[[Any], Any]) -> Packed:
       A :class:`Packed` with the layout of ``packed`` whose children are labels.
     """
     layout = packed.layout
-    if callable(labels):
+    if is_mask_function(labels):
         tree = unpack(packed)
     else:
         tree = layout.treedef.unflatten([0] * layout.num_leaves)

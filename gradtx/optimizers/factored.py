@@ -10,9 +10,7 @@ from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.block_clipping import clip_by_block_rms
 from ..transforms.factored import scale_by_factored_rms
-from ..transforms.layerwise import (
-    scale_by_param_block_rms,
-)
+from ..transforms.layerwise import scale_by_param_block_rms
 from ..transforms.moments import ema
 from ..transforms.scaling import scale, scale_by_learning_rate
 from ..transforms.weight_decay import add_decayed_weights

@@ -19,10 +19,7 @@ from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..combinators.masked import masked
 from ..transforms.adam import scale_by_adam
-from ..transforms.layerwise import (
-    add_scaled_params,
-    scale_by_trust_ratio,
-)
+from ..transforms.layerwise import add_scaled_params, scale_by_trust_ratio
 from ..transforms.moments import trace
 from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights

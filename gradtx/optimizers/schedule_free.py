@@ -5,9 +5,7 @@ from typing import Any
 import chex
 
 from .._core import validation as _validate
-from .._core.base import (
-    GradientTransformation,
-)
+from .._core.base import GradientTransformation
 from ..combinators.chain import chain
 from ..schedules.polynomial import linear_schedule
 from ..transforms.moments import scale_by_rms

@@ -25,7 +25,7 @@ def check_adam_args(owner, b1, b2, eps, eps_root=0.0, mu_dtype=None):
     _validate.decay(owner, "b2", b2)
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
-    return _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    return _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
 
 
 def first_moment_hat(g, mu, b1, c1, c1_next):
@@ -253,7 +253,9 @@ def scale_by_adamax(
     """
     check_adam_args("scale_by_adamax", b1, b2, eps)
 
-    mu_dtype = _validate.float_dtype("scale_by_adamax", "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(
+        "scale_by_adamax", "mu_dtype", mu_dtype, complex_ok=True
+    )
     nu_dtype = _validate.float_dtype("scale_by_adamax", "nu_dtype", nu_dtype)
 
     def init_fn(params):

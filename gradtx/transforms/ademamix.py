@@ -72,7 +72,7 @@ def scale_by_ademamix(
     _validate.scalar_or_schedule(owner, "alpha", alpha)
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):
@@ -154,7 +154,7 @@ def scale_by_simplified_ademamix(
     _validate.scalar_or_schedule(owner, "alpha", alpha)
     _validate.non_negative(owner, "eps", eps)
     _validate.non_negative(owner, "eps_root", eps_root)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):

@@ -59,7 +59,7 @@ def scale_by_adopt(
     _validate.decay(owner, "b1", b1)
     _validate.decay(owner, "b2", b2, allow_one=True)
     _validate.positive(owner, "eps", eps)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     _validate.flag(owner, "nesterov", nesterov)
     _validate.flag(owner, "use_clipping", use_clipping)
     if not callable(clip_value_fn):

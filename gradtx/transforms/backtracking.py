@@ -257,7 +257,9 @@ def scale_by_backtracking_linesearch(
         check_state(owner, state, ScaleByBacktrackingLinesearchState)
         check_objective_args(owner, params, value, grad, value_fn)
         f = functools.partial(value_fn, **objective_kwargs(owner, value_fn, extra))
-        dt = state.learning_rate.dtype
+        # The dtype `init` chose; `state.learning_rate` may have been set to a
+        # Python number (`gradtx.tree.set`), which has none.
+        dt = scalar_dtype(params)
         value0 = jnp.asarray(value, dt)
         slope = tree_vdot(
             updates, tree_conj(grad), owner=owner, name="grad", ref="updates"
@@ -292,7 +294,9 @@ def scale_by_backtracking_linesearch(
                 err = decrease_error(lr, new_value)
             return lr, jnp.asarray(new_value, dt), new_grad, err.astype(dt), i + 1
 
-        lr0 = jnp.minimum(increase_factor * state.learning_rate, max_learning_rate)
+        lr0 = jnp.minimum(
+            increase_factor * jnp.asarray(state.learning_rate, dt), max_learning_rate
+        )
         carry = (
             lr0.astype(dt),
             value0,

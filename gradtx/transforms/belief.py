@@ -15,17 +15,9 @@ import jax.numpy as jnp
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
-from .._core.lifting import (
-    map_leaves,
-    square_state_like,
-    state_zeros_like,
-)
+from .._core.lifting import map_leaves, square_state_like, state_zeros_like
 from .._core.traits import elementwise
-from .adam import (
-    bias_corrections,
-    check_adam_args,
-    first_moment_hat,
-)
+from .adam import bias_corrections, check_adam_args, first_moment_hat
 
 
 def check_moment_args(owner, b1, b2, eps, eps_root, nesterov=False):
@@ -73,7 +65,9 @@ def scale_by_belief(
     owner = "scale_by_belief"
     check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
 
-    mu_dtype = _validate.float_dtype("scale_by_belief", "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(
+        "scale_by_belief", "mu_dtype", mu_dtype, complex_ok=True
+    )
     nu_dtype = _validate.float_dtype("scale_by_belief", "nu_dtype", nu_dtype)
 
     def init_fn(params):

@@ -53,7 +53,9 @@ def trace(
     """
     _validate.decay("trace", "decay", decay, allow_one=True)
     _validate.flag("trace", "nesterov", nesterov)
-    acc_dtype = _validate.float_dtype("trace", "accumulator_dtype", accumulator_dtype)
+    acc_dtype = _validate.float_dtype(
+        "trace", "accumulator_dtype", accumulator_dtype, complex_ok=True
+    )
 
     def init_fn(params):
         return TraceState(trace=state_zeros_like(params, acc_dtype))
@@ -93,7 +95,9 @@ def ema(
     """
     _validate.flag("ema", "debias", debias)
     _validate.decay("ema", "decay", decay, allow_one=not debias)
-    acc_dtype = _validate.float_dtype("ema", "accumulator_dtype", accumulator_dtype)
+    acc_dtype = _validate.float_dtype(
+        "ema", "accumulator_dtype", accumulator_dtype, complex_ok=True
+    )
 
     def init_fn(params):
         return EmaState(

@@ -259,7 +259,7 @@ def scale_by_muon(
     _check_ns(owner, ns_coeffs, ns_steps)
     _validate.decay(owner, "beta", beta)
     _validate.non_negative(owner, "eps", eps)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     _validate.flag(owner, "nesterov", nesterov)
     _validate.flag(owner, "adaptive", adaptive)
     if preconditioning not in PRECONDITIONINGS:

@@ -10,14 +10,8 @@ import numpy as np
 
 from .._core import maths as _maths
 from .._core import validation as _validate
-from .._core.base import (
-    GradientTransformation,
-    check_state,
-)
-from .._core.lifting import (
-    map_leaves,
-    upcast,
-)
+from .._core.base import GradientTransformation, check_state
+from .._core.lifting import map_leaves, upcast
 from .._core.traits import elementwise
 
 

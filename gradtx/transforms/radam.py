@@ -8,17 +8,9 @@ import jax.numpy as jnp
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, check_state
-from .._core.lifting import (
-    map_leaves,
-    square_state_like,
-    state_zeros_like,
-)
+from .._core.lifting import map_leaves, square_state_like, state_zeros_like
 from .._core.traits import elementwise
-from .adam import (
-    ScaleByAdamState,
-    bias_corrections,
-    first_moment_hat,
-)
+from .adam import ScaleByAdamState, bias_corrections, first_moment_hat
 from .belief import check_moment_args
 
 
@@ -72,7 +64,7 @@ def scale_by_radam(
     check_moment_args(owner, b1, b2, eps, eps_root, nesterov)
     _validate.number(owner, "threshold", threshold, low=4.0)
 
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):

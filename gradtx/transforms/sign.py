@@ -8,10 +8,7 @@ import jax.numpy as jnp
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
-from .._core.lifting import (
-    map_leaves,
-    state_zeros_like,
-)
+from .._core.lifting import map_leaves, state_zeros_like
 from .._core.traits import elementwise
 
 _NO_COMPLEX_SIGN = "the sign of a complex number is undefined"
@@ -93,7 +90,7 @@ def scale_by_lion(
     owner = "scale_by_lion"
     _validate.decay(owner, "b1", b1, allow_one=True)
     _validate.decay(owner, "b2", b2, allow_one=True)
-    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     if mode not in _LION_MODES:
         raise ValueError(f"{owner}: `mode` must be one of {_LION_MODES}, got {mode!r}.")
     _validate.positive(owner, "smooth_beta", smooth_beta)

@@ -126,15 +126,19 @@ def _check_sophia_args(
     _validate.non_negative(owner, "gamma", gamma)
     if clip_threshold is not None:
         _validate.positive(owner, "clip_threshold", clip_threshold)
-    _validate.integer(owner, "update_interval", update_interval, low=1)
+    _validate.integer(owner, "update_interval", update_interval, low=1, array_ok=True)
     if not (hasattr(hessian_fn, "init") and hasattr(hessian_fn, "update")):
         raise TypeError(
             f"{owner}: `hessian_diagonal_fn` must be a gradient transformation, "
             f"got {type(hessian_fn).__name__}."
         )
     _validate.flag(owner, "verbose", verbose)
-    _validate.integer(owner, "print_win_rate_every_n_steps", print_every)
-    return _validate.float_dtype(owner, "mu_dtype", mu_dtype)
+    _validate.integer(owner, "print_win_rate_every_n_steps", print_every, array_ok=True)
+    return _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
+
+
+def _maybe_positive(every) -> bool:
+    return isinstance(every, jax.core.Tracer) or bool(every)
 
 
 def _print_win_rate(updates, clip_threshold, count, every):
@@ -142,7 +146,7 @@ def _print_win_rate(updates, clip_threshold, count, every):
     size = sum(jnp.size(u) for u in jax.tree.leaves(updates))
     rate = sum(inside) / max(size, 1)
     jax.lax.cond(
-        count % every == 0,
+        (every > 0) & (count % jnp.maximum(every, 1) == 0),
         lambda: jax.debug.print("Sophia optimizer win rate: {}", rate),
         lambda: None,
     )
@@ -220,8 +224,10 @@ def scale_by_sophia(
             leaf, updates, state.mu, state.nu, names=["mu", "nu"], owner=owner,
             nout=2, complex_ok="it clips by value and needs a real Hessian diagonal",
         )  # fmt: skip
-        if verbose and clip_threshold is not None and print_win_rate_every_n_steps:
-            _print_win_rate(steps, clip_threshold, count, print_win_rate_every_n_steps)
+        # The interval may be an array (inject_hyperparams), traced under jit.
+        every = print_win_rate_every_n_steps
+        if verbose and clip_threshold is not None and _maybe_positive(every):
+            _print_win_rate(steps, clip_threshold, count, every)
 
         def refresh(hess_state, nu):
             diag, hess_state = hessian_fn.update(

@@ -15,10 +15,7 @@ from .._core.lifting import (
     tree_full_like,
 )
 from .._core.traits import elementwise
-from .adam import (
-    ScaleByAdamState,
-    bias_corrections,
-)
+from .adam import ScaleByAdamState, bias_corrections
 from .belief import check_moment_args
 
 
@@ -56,7 +53,9 @@ def scale_by_yogi(
         owner, "initial_accumulator_value", initial_accumulator_value
     )
 
-    mu_dtype = _validate.float_dtype("scale_by_yogi", "mu_dtype", mu_dtype)
+    mu_dtype = _validate.float_dtype(
+        "scale_by_yogi", "mu_dtype", mu_dtype, complex_ok=True
+    )
     nu_dtype = _validate.float_dtype("scale_by_yogi", "nu_dtype", nu_dtype)
 
     initial_value = initial_accumulator_value

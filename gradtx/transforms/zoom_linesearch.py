@@ -216,7 +216,9 @@ def scale_by_zoom_linesearch(
         check_objective_args(owner, params, value, grad, value_fn)
         kwargs = objective_kwargs(owner, value_fn, extra)
         value_and_grad = jax.value_and_grad(functools.partial(value_fn, **kwargs))
-        dt = state.learning_rate.dtype
+        # The dtype `init` chose; `state.learning_rate` may have been set to a
+        # Python number (`gradtx.tree.set`), which has none.
+        dt = scalar_dtype(params)
         value0 = jnp.asarray(value, dt)
         slope0 = tree_vdot(updates, grad, owner=owner, name="grad", ref="updates")
         slope0 = slope0.astype(dt)
@@ -314,7 +316,7 @@ def scale_by_zoom_linesearch(
         if initial_guess_strategy == "one":
             guess = jnp.ones((), dt)
         else:
-            guess = state.learning_rate
+            guess = jnp.asarray(state.learning_rate, dt)
         zero, no, inf = jnp.zeros((), dt), jnp.asarray(False), jnp.full((), jnp.inf, dt)
         start = _Search(
             jnp.zeros((), jnp.int32), _Point(zero, value0, grad0, slope0), inf, inf,

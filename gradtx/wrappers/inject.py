@@ -15,7 +15,10 @@ Differences from Optax, all deliberate:
   factory is called once, with schedules at step 0), not at the first ``init``;
 * NumPy scalars (``np.float32(0.9)``) are hyperparameters, as Python numbers
   are; dtypes (``mu_dtype=jnp.bfloat16``, a class hence callable) are static
-  arguments, not schedules.
+  arguments, not schedules;
+* a scheduled hyperparameter keeps the dtype it had at ``init`` (Optax stores
+  whatever dtype the schedule returns at each step), except that a float value
+  after an integer one stays a float, as in Optax, instead of being truncated.
 """
 
 import functools
@@ -117,10 +120,13 @@ def _as_hyperparam(value: Any, default: jnp.dtype, forced: Any) -> chex.Array:
 
     A Python number or weakly typed array (a value the user wrote into the
     state) takes ``default``; a float array keeps its own dtype when wider.
-    Integers stay integers.
+    Integers stay integers; PRNG keys (typed ``jax.random.key`` or raw
+    ``jax.random.PRNGKey`` uint32 arrays) are kept as they are.
     """
     value = jnp.asarray(value)
     dtype = value.dtype
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        return value  # a typed PRNG key (``jax.random.key``): passed on intact
     if jnp.issubdtype(dtype, jnp.floating):
         if forced is not None:
             dtype = forced
@@ -129,6 +135,20 @@ def _as_hyperparam(value: Any, default: jnp.dtype, forced: Any) -> chex.Array:
         else:
             dtype = jnp.promote_types(default, dtype)
     return jnp.asarray(value, jax.dtypes.canonicalize_dtype(dtype))
+
+
+def _keep_dtype(value: chex.Array, old: chex.Array) -> chex.Array:
+    """A schedule's new ``value`` in the dtype the state held, ``old``'s.
+
+    Unless that would drop its fraction: a float value after an integer one
+    (a stateful schedule whose int32 state a float was added to) keeps its
+    float dtype, as in Optax, rather than being truncated (0.3 → 0).
+    """
+    if jnp.issubdtype(value.dtype, jnp.floating) and not jnp.issubdtype(
+        old.dtype, jnp.inexact
+    ):
+        return value
+    return value.astype(old.dtype)
 
 
 def _exact_complements(numeric: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -364,11 +384,9 @@ def inject_hyperparams(
                 for k in numeric
             }
             for k, f in schedules.items():
-                old = state.hyperparams[k]
+                old = _as_hyperparam(state.hyperparams[k], default, forced)
                 value = f(state.hyperparams_states[k], **extra_args)
-                hparams[k] = _as_hyperparam(value, default, forced).astype(
-                    _as_hyperparam(old, default, forced).dtype
-                )
+                hparams[k] = _keep_dtype(_as_hyperparam(value, default, forced), old)
             states = {
                 k: f.update(state.hyperparams_states[k], **extra_args)
                 for k, f in schedules.items()

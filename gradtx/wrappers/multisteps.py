@@ -187,7 +187,7 @@ class MultiSteps:
         self._use_grad_mean = use_grad_mean
         self._should_skip = should_skip_update_fn or _never_skip
         self._accumulator_dtype = _validate.float_dtype(
-            owner, "accumulator_dtype", accumulator_dtype
+            owner, "accumulator_dtype", accumulator_dtype, complex_ok=True
         )
 
     @property

@@ -31,12 +31,7 @@ import pytest
 import reference_galore as RG
 
 import gradtx
-from gradtx.contrib import (
-    GaLoreDimensionNumbers,
-    GaLoreState,
-    galore,
-    scale_by_galore,
-)
+from gradtx.contrib import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
 
 STEPS = 120
 RTOL = 1e-6

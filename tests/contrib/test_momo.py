@@ -38,12 +38,7 @@ import reference_momo as RM
 from test_reference import STEPS, X64, _jax_grad, _np_grad, _rel_err, _start
 
 import gradtx
-from gradtx.contrib import (
-    MomoAdamState,
-    MomoState,
-    momo,
-    momo_adam,
-)
+from gradtx.contrib import MomoAdamState, MomoState, momo, momo_adam
 
 RTOL = 1e-10 if X64 else 1e-6
 DTYPE = np.float64 if X64 else np.float32

@@ -109,6 +109,27 @@ def test_safe_int32_increment_is_safe_increment():
     assert int(safe_int32_increment(jnp.asarray(4, jnp.int32))) == 5
 
 
+@pytest.mark.parametrize("dtype", ["bool", "complex64"])
+def test_safe_increment_rejects_other_dtypes_with_value_error_like_optax(dtype):
+    count = jnp.asarray(1, dtype=dtype)
+    with pytest.raises(ValueError):
+        optax.safe_increment(count)
+    with pytest.raises(ValueError, match=f"count.*{dtype}"):
+        _maths.safe_increment(count)
+    with pytest.raises(ValueError, match="count"):
+        jax.jit(safe_int32_increment)(count)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "uint32", "float16"])
+def test_safe_increment_saturates_like_optax(dtype):
+    info = jnp.iinfo if jnp.issubdtype(dtype, jnp.integer) else jnp.finfo
+    for start in (3, info(dtype).max):
+        count = jnp.asarray(start, dtype)
+        ours = jax.jit(_maths.safe_increment)(count)
+        assert ours.dtype == count.dtype
+        np.testing.assert_array_equal(ours, optax.safe_increment(count))
+
+
 @pytest.mark.parametrize(
     "name", ["safe_norm", "safe_root_mean_squares", "safe_int32_increment"]
 )

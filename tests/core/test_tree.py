@@ -55,7 +55,7 @@ def test_bias_correction_and_safe_increment():
     assert int(gradtx.safe_increment(jnp.int32(top))) == top
     assert int(gradtx.safe_increment(jnp.int32(41))) == 42
     assert float(gradtx.safe_increment(jnp.float32(1.5))) == 2.5
-    with pytest.raises(TypeError, match="count"):
+    with pytest.raises(ValueError, match="count"):
         gradtx.safe_increment(jnp.array(True))
 
 

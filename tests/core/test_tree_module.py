@@ -71,6 +71,43 @@ def test_values_match_optax(name, args):
     _close(getattr(gt, name)(*args), getattr(optax.tree, name)(*args))
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda T, a, b: T.add_scale(a, 0.5, b),
+        lambda T, a, b: T.update_moment(a, b, 0.9, 2),
+        lambda T, a, b: T.update_infinity_moment(a, b, 0.9, 1e-8),
+        lambda T, a, b: T.update_moment_per_elem_norm(a, b, 0.9, 2),
+    ],
+    ids=[
+        "add_scale", "update_moment", "update_infinity_moment",
+        "update_moment_per_elem_norm",
+    ],
+)  # fmt: skip
+def test_a_none_in_the_leading_tree_stays_none_as_in_optax(call):
+    # Optax's test_none_arguments: `f(None, m)` is None.
+    m = jnp.array([1.0, 2.0, 3.0])
+    assert call(optax.tree, None, m) is None
+    assert call(gt, None, m) is None
+    # Leaf by leaf: a None of the leading tree ignores the other's subtree.
+    other = {"a": Y["a"], "b": [jnp.array(2.0), {"k": m}]}
+    got, want = call(gt, X, other), call(optax.tree, X, other)
+    assert got["b"][1] is None and want["b"][1] is None
+    _close(got, want)
+
+
+def test_add_keeps_none_leaves_of_the_first_tree():
+    # Matching None leaves, as Optax; a None of the first tree also absorbs
+    # whatever the other trees hold there (as add_scale and apply_updates).
+    _close(gt.add(X, Y), optax.tree.add(X, Y))
+    _close(gt.add(X, Y, X), optax.tree.add(X, Y, X))
+    other = {"a": Y["a"], "b": [jnp.array(2.0), jnp.ones(4)]}
+    got = gt.add(X, other, other)
+    assert got["b"][1] is None
+    np.testing.assert_allclose(got["b"][0], -3.0 + 4.0)
+    assert gt.add(None, None) is None
+
+
 def test_sum_associative_and_size_allclose_dtype():
     many = [jnp.full((3,), float(i)) for i in range(7)]
     np.testing.assert_allclose(gt.sum(many, associative_reduction=True), 63.0)

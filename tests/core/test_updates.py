@@ -92,6 +92,36 @@ def test_incremental_update_matches_optax_and_keeps_none():
             np.testing.assert_allclose(x, y, rtol=1e-7)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_a_none_leaf_stays_none_whatever_the_other_tree_holds(jit):
+    # Optax's rule (its test_none_argument): a None in params / new_tensors is
+    # kept, whatever the updates / the average hold there.
+    x = jnp.array([1.0, 2.0, 3.0])
+    maybe = jax.jit if jit else (lambda f: f)
+    for ours, theirs in [
+        (gradtx.apply_updates, optax.apply_updates),
+        (lambda a, b: incremental_update(a, b, 1.0),
+         lambda a, b: optax.incremental_update(a, b, 1.0)),
+        (lambda a, b: incremental_update(a, b, 0.25),
+         lambda a, b: optax.incremental_update(a, b, 0.25)),
+    ]:  # fmt: skip
+        assert maybe(ours)(None, x) is None
+        lead = {"w": x, "b": None, "c": [None]}
+        other = {"w": 2 * x, "b": jnp.ones(2), "c": [{"k": x}]}
+        got, want = maybe(ours)(lead, other), theirs(lead, other)
+        assert jax.tree.structure(got, is_leaf=lambda v: v is None) == (
+            jax.tree.structure(want, is_leaf=lambda v: v is None)
+        )
+        assert got["b"] is None and got["c"] == [None]
+        np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6)
+
+
+def test_a_none_update_for_an_array_param_names_the_leaf():
+    params = {"w": jnp.ones(2), "b": jnp.ones(3)}
+    with pytest.raises(TypeError, match=r"apply_updates: .*\['b'\] is None"):
+        gradtx.apply_updates(params, {"w": jnp.ones(2), "b": None})
+
+
 def test_incremental_update_keeps_the_average_dtype():
     new, old = _tree(jnp.float32), _tree(jnp.bfloat16)
     out = incremental_update(new, old, jnp.array(0.1))

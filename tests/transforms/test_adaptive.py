@@ -42,25 +42,23 @@ import reference_adaptive as RA
 from test_reference import DTYPE, STEPS, X64, _jax_grad, _np_grad, _rel_err
 
 from gradtx.combinators.chain import chain
-from gradtx.optimizers.adaptive import (
-    adadelta,
-    adan,
-    novograd,
+from gradtx.optimizers.adadelta import adadelta
+from gradtx.optimizers.adan import adan
+from gradtx.optimizers.novograd import novograd
+from gradtx.optimizers.optimistic import (
     optimistic_adam,
     optimistic_adam_v2,
     optimistic_gradient_descent,
-    rprop,
-    sm3,
 )
-from gradtx.transforms.adaptive import (
-    scale_by_adadelta,
-    scale_by_adan,
-    scale_by_novograd,
-    scale_by_optimistic_gradient,
-    scale_by_rprop,
-    scale_by_sm3,
-)
+from gradtx.optimizers.rprop import rprop
+from gradtx.optimizers.sm3 import sm3
+from gradtx.transforms.adadelta import scale_by_adadelta
+from gradtx.transforms.adan import scale_by_adan
+from gradtx.transforms.novograd import scale_by_novograd
+from gradtx.transforms.optimistic import scale_by_optimistic_gradient
+from gradtx.transforms.rprop import scale_by_rprop
 from gradtx.transforms.scaling import scale
+from gradtx.transforms.sm3 import scale_by_sm3
 
 RTOL = 1e-10 if X64 else 1e-6
 # float32 only, see the module docstring (measured 2.6e-6 and 1.34e-5).
@@ -325,15 +323,31 @@ def test_novograd_needs_params_only_for_weight_decay():
         tx.update(g, tx.init(g))
 
 
+def test_optimistic_adam_warns_like_optax_pointing_to_v2():
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2") as ours:
+        optimistic_adam(0.01)
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2") as theirs:
+        optax.optimistic_adam(0.01)
+    assert [w.category for w in ours] == [w.category for w in theirs]
+    # Attributed to the caller's line, so Python's default filters show it
+    # in user code.
+    assert ours[0].filename == __file__
+    # Even when the learning rate is refused, as Optax (it warns first).
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError):
+        optimistic_adam(lambda t: 0.1)
+
+
 def test_optimistic_adam_is_v2_with_alpha_and_beta():
     p, g = jnp.ones(3), jnp.array([0.5, -1.0, 2.0])
-    a, b = optimistic_adam(0.01, 0.3), optimistic_adam_v2(1.0, alpha=0.01, beta=0.3)
+    with pytest.warns(DeprecationWarning, match="optimistic_adam_v2"):
+        a = optimistic_adam(0.01, 0.3)
+    b = optimistic_adam_v2(1.0, alpha=0.01, beta=0.3)
     sa, sb = a.init(p), b.init(p)
     for k in range(4):
         ua, sa = a.update(g * (k + 1), sa, p)
         ub, sb = b.update(g * (k + 1), sb, p)
         np.testing.assert_allclose(ua, ub, rtol=1e-6)
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="lear"):
         optimistic_adam(lambda t: 0.1)
 
 
@@ -432,6 +446,7 @@ BAD = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
     "factory,kwargs,arg", BAD, ids=[f"{f.__name__}-{a}" for f, _, a in BAD]
 )

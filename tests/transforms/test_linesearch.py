@@ -173,6 +173,37 @@ def test_documented_example_gives_optax_numbers():
     assert out == ["3.86E+01", "2.50E+01", "1.34E+01"]
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib: lib.scale_by_zoom_linesearch(15, initial_guess_strategy="keep"),
+        lambda lib: lib.scale_by_zoom_linesearch(15),
+        lambda lib: lib.scale_by_backtracking_linesearch(15),
+    ],
+    ids=["zoom-keep", "zoom-one", "backtracking"],
+)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_learning_rate_set_to_a_python_float_with_tree_set(make, jit):
+    # `tree.set(state, learning_rate=0.5)` leaves a Python float in the state;
+    # the search used to read its dtype from it.
+    fn, params = START["quadratic"]
+    results = []
+    for lib in (gradtx, optax):
+        tx = make(lib)
+        state = lib.tree.set(tx.init(params), learning_rate=0.5)
+        value, grad = jax.value_and_grad(fn)(params)
+        step = lambda s, tx=tx, g=grad, v=value: tx.update(
+            jax.tree.map(jnp.negative, g), s, params, value=v, grad=g, value_fn=fn
+        )
+        updates, new = (jax.jit(step) if jit else step)(state)
+        results.append((updates, new.learning_rate))
+    (ours, lr), (theirs, lr_optax) = results
+    np.testing.assert_allclose(lr, lr_optax, rtol=RTOL)
+    assert jnp.asarray(lr).dtype == jnp.float32
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=RTOL)
+
+
 def test_failed_search_makes_no_step_outside_the_domain():
     # Any move from the start is outside the domain (NaN): the step is 0.
     f = lambda w: jnp.where(jnp.all(w == 1.0), jnp.sum(w), jnp.nan)

@@ -104,6 +104,38 @@ def test_matches_optax_with_a_given_key_and_mask():
     assert _rel_err(a, b) <= RTOL
 
 
+def test_inject_hyperparams_takes_update_interval_traced_or_changed():
+    # inject_hyperparams passes `update_interval` (and the win-rate interval)
+    # as JAX arrays, traced under jit; Optax accepts them.
+    kwargs = dict(CASES[1], learning_rate=0.02)
+    plain = _run(sophia(**kwargs), gradtx.apply_updates, _coupled)
+    injected = gradtx.inject_hyperparams(sophia)(**kwargs)
+    ours = _run(injected, gradtx.apply_updates, _coupled)
+    theirs = _run(
+        optax.inject_hyperparams(optax.contrib.sophia)(**kwargs),
+        optax.apply_updates,
+        _coupled,
+    )
+    assert _rel_err(ours, plain) <= RTOL
+    assert _rel_err(ours, theirs) <= RTOL
+    # Changed between steps without rebuilding: every step refreshes now.
+    p = [jnp.ones(3, DTYPE)]
+    state = injected.init(p)
+    state.hyperparams["update_interval"] = jnp.asarray(1)
+    step = jax.jit(lambda s: injected.update(p, s, p, obj_fn=_coupled)[1])
+    for _ in range(3):
+        before = state.inner_state[0].hessian_fn_state
+        state = step(state)
+        assert not np.array_equal(before.key, state.inner_state[0].hessian_fn_state.key)
+
+
+def test_an_array_update_interval_is_still_checked():
+    with pytest.raises(ValueError, match="update_interval"):
+        scale_by_sophia(update_interval=jnp.asarray(0))
+    with pytest.raises(TypeError, match="update_interval"):
+        scale_by_sophia(update_interval=jnp.ones(2, jnp.int32))
+
+
 # ---------------------------------------------------------- the estimator
 
 

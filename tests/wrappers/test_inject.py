@@ -146,6 +146,8 @@ STATIC = (
 )
 
 
+# inject_hyperparams builds the deprecated optimistic_adam (it warns).
+@pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")
 @pytest.mark.parametrize(
     "factory_name,kwargs", [c[1:] for c in OPTIMIZERS], ids=[c[0] for c in OPTIMIZERS]
 )
@@ -375,6 +377,71 @@ def test_flags_and_dtypes_are_static():
     assert state.inner_state[0].mu.dtype == jnp.bfloat16
 
 
+KEYS = [
+    pytest.param(lambda: jax.random.key(17), id="typed-key"),
+    pytest.param(lambda: jax.random.PRNGKey(17), id="raw-uint32-key"),
+]
+
+
+def _same_key(a, b):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.extended):
+        a, b = jax.random.key_data(a), jax.random.key_data(b)
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("make_key", KEYS)
+def test_prng_key_is_kept_intact_and_noisy_sgd_is_bit_equal(make_key):
+    key = make_key()
+    injected = inject_hyperparams(gradtx.noisy_sgd)(learning_rate=0.1, key=key)
+    state = jax.jit(injected.init)(_start())
+    held = state.hyperparams["key"]
+    assert held.dtype == key.dtype and _same_key(held, key)  # not cast to float
+    traj, state = _run(injected, steps=20)
+    plain, _ = _run(gradtx.noisy_sgd(learning_rate=0.1, key=key), steps=20)
+    assert _bits_equal(traj, plain)
+    assert state.hyperparams["key"].dtype == key.dtype
+    assert _same_key(state.hyperparams["key"], key)
+
+
+def _noise_factory(key, scale):
+    """A user's factory that takes a PRNG key (as in Optax's own test)."""
+
+    def init_fn(params):
+        del params
+        return (key, scale)
+
+    def update_fn(updates, state, params=None):
+        del params
+        k, s = state
+        k, sub = jax.random.split(k)
+        return jax.tree.map(lambda u: s * jax.random.normal(sub, u.shape), updates), (
+            k,
+            s,
+        )
+
+    return gradtx.GradientTransformation(init_fn, update_fn)
+
+
+@pytest.mark.parametrize("hyperparam_dtype", [None, jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("make_key", KEYS)
+def test_user_factory_taking_a_key_matches_optax(make_key, hyperparam_dtype):
+    key = make_key()
+    params = [jnp.ones((1, 2)), jnp.ones(2), jnp.ones((1, 1, 1))]
+    out = []
+    for lib in (gradtx, optax):
+        tx = lib.inject_hyperparams(_noise_factory, hyperparam_dtype=hyperparam_dtype)
+        tx = tx(key=key, scale=1e-3)
+        state = jax.jit(tx.init)(params)
+        for _ in range(2):
+            updates, state = jax.jit(tx.update)(params, state)
+        out.append((updates, state))
+    (ours, ours_state), (theirs, theirs_state) = out
+    assert _bits_equal(ours, theirs)
+    assert _same_key(ours_state.hyperparams["key"], key)
+    assert ours_state.hyperparams["key"].dtype == key.dtype
+    assert ours_state.inner_state[0].dtype == theirs_state.inner_state[0].dtype
+
+
 def test_stateful_schedule_sees_extra_args():
     class LossScaled:
         def init(self):
@@ -393,6 +460,48 @@ def test_stateful_schedule_sees_extra_args():
     u, state = tx.update(jnp.ones(1), state, loss=jnp.asarray(1.0))
     assert float(u[0]) == pytest.approx(-0.05)
     assert float(state.hyperparams_states["learning_rate"]) == 2.0
+
+
+class _AddendumSchedule:
+    """A stateful schedule whose int32 state grows by a float extra arg."""
+
+    def init(self):
+        return jnp.zeros([], jnp.int32)
+
+    def update(self, state, addendum=0, **extra):
+        return state + addendum
+
+    def __call__(self, state, **extra):
+        return state
+
+
+@pytest.mark.parametrize("wrapper", ["inject_hyperparams", "deprecated_alias"])
+def test_int32_stateful_schedule_keeps_a_float_increment_like_optax(wrapper):
+    grads = (jnp.ones(3, F32), jnp.ones(2, F32))
+    extra = {"addendum": 0.3 * jnp.ones((), F32)}
+    out = []
+    for lib in (gradtx, optax):
+        if wrapper == "inject_hyperparams":
+            injected = lib.inject_hyperparams(lib.scale)
+        else:
+            with pytest.warns(DeprecationWarning):
+                injected = lib.inject_stateful_hyperparams(lib.scale)
+        tx = injected(step_size=_AddendumSchedule())
+        state = jax.jit(tx.init)(grads)
+        assert state.hyperparams["step_size"].dtype == jnp.int32
+        for _ in range(2):
+            updates, state = jax.jit(tx.update)(grads, state, grads, **extra)
+        out.append((updates, state))
+    (ours, state), (theirs, optax_state) = out
+    lr = state.hyperparams["step_size"]
+    assert jnp.issubdtype(lr.dtype, jnp.floating)  # not truncated to int32 0
+    np.testing.assert_array_equal(lr, extra["addendum"])
+    total = state.hyperparams_states["step_size"]
+    np.testing.assert_array_equal(total, 2 * extra["addendum"])
+    assert lr.dtype == optax_state.hyperparams["step_size"].dtype
+    np.testing.assert_array_equal(lr, optax_state.hyperparams["step_size"])
+    assert _bits_equal(ours, theirs)
+    np.testing.assert_array_equal(ours[0], extra["addendum"] * grads[0])
 
 
 def test_wrapped_schedule_and_deprecated_alias():
