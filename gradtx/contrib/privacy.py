@@ -12,7 +12,6 @@ the first becomes the next state's key and the others, in leaf order, draw
 each leaf's standard normal noise.
 """
 
-import warnings
 from typing import Any, NamedTuple
 
 import chex
@@ -25,7 +24,7 @@ from .._core.lifting import map_leaves
 from ..combinators.chain import chain
 from ..transforms.block_clipping import per_example_global_norm_clip
 from ..transforms.moments import trace
-from ..transforms.noise import as_key
+from ..transforms.noise import key_from
 from ..transforms.scaling import learning_rate_step
 
 __all__ = [
@@ -102,23 +101,7 @@ def differentially_private_aggregate(
     owner = "differentially_private_aggregate"
     _validate.non_negative(owner, "l2_norm_clip", l2_norm_clip)
     _validate.non_negative(owner, "noise_multiplier", noise_multiplier)
-    if seed is not None:
-        warnings.warn(
-            f"{owner}: `seed` is deprecated, pass `key` instead.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if key is not None:
-            raise ValueError(f"{owner}: give either `key` or `seed`, not both.")
-        key = seed
-    if key is None:
-        warnings.warn(
-            f"{owner}: no `key` given; using seed 0. Pass `key=` "
-            "(jax.random.key(...)) to choose the noise.",
-            stacklevel=2,
-        )
-        key = 0
-    key = as_key(owner, key)
+    key = key_from(owner, key, seed)
     std = l2_norm_clip * noise_multiplier
 
     def init_fn(params):

@@ -36,6 +36,31 @@ def as_key(owner: str, key: Any) -> chex.Array:
     return jax.random.key(key)
 
 
+def key_from(owner: str, key: Any, seed: Any) -> Any:
+    """The PRNG key of a noisy transformation built with ``key=`` or the
+    deprecated ``seed=`` (Optax's two spellings), warning as Optax does: a
+    ``seed`` is deprecated, and neither means seed 0. Warnings point at the
+    caller of ``owner``."""
+    if seed is not None:
+        warnings.warn(
+            f"{owner}: `seed` is deprecated, pass `key` instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if key is not None:
+            raise ValueError(f"{owner}: give either `key` or `seed`, not both.")
+        key = seed
+    if key is None:
+        warnings.warn(
+            f"{owner}: no `key` given; using seed 0. Pass `key=` "
+            "(jax.random.key(...)) to choose the noise.",
+            stacklevel=3,
+        )
+        key = 0
+    key = as_key(owner, key)
+    return key
+
+
 def add_noise(
     eta: chex.Numeric,
     gamma: chex.Numeric,
@@ -75,23 +100,7 @@ def add_noise(
     owner = "add_noise"
     _validate.non_negative(owner, "eta", eta)
     _validate.non_negative(owner, "gamma", gamma)
-    if seed is not None:
-        warnings.warn(
-            f"{owner}: `seed` is deprecated, pass `key` instead.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if key is not None:
-            raise ValueError(f"{owner}: give either `key` or `seed`, not both.")
-        key = seed
-    if key is None:
-        warnings.warn(
-            f"{owner}: no `key` given; using seed 0. Pass `key=` "
-            "(jax.random.key(...)) to choose the noise.",
-            stacklevel=2,
-        )
-        key = 0
-    key = as_key(owner, key)
+    key = key_from(owner, key, seed)
 
     def init_fn(params):
         del params
