@@ -24,7 +24,7 @@ class StatefulSchedule(Protocol):
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.schedules.stateful import StatefulSchedule
+      >>> from gradtx.schedules import StatefulSchedule
       >>> class Halving:
       ...     def init(self):
       ...         return jnp.ones([])

@@ -112,7 +112,7 @@ def unitwise_norm(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import unitwise_norm
+      >>> from gradtx.transforms import unitwise_norm
       >>> unitwise_norm(jnp.array([[3.0, 0.0], [4.0, 1.0]])).tolist()
       [[5.0, 1.0], [5.0, 1.0]]
 
@@ -158,7 +158,7 @@ def unitwise_clip(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.transforms.block_clipping import unitwise_clip
+      >>> from gradtx.transforms import unitwise_clip
       >>> g = jnp.array([3.0, 4.0])
       >>> unitwise_clip(jnp.full(2, 5.0), jnp.full(2, 1.0), g).tolist()
       [0.6000000238418579, 0.800000011920929]

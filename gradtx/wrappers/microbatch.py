@@ -217,7 +217,7 @@ def reshape_batch_axis(tree: Any, microbatch_size: int, axis: int = 0) -> Any:
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.microbatch import reshape_batch_axis
+      >>> from gradtx.microbatching import reshape_batch_axis
       >>> reshape_batch_axis(jnp.arange(6), 2).tolist()
       [[0, 3], [1, 4], [2, 5]]
     """

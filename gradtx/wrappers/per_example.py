@@ -78,8 +78,8 @@ def micro_vmap(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.microbatch import AccumulationType
-      >>> from gradtx.wrappers.per_example import micro_vmap
+      >>> from gradtx.microbatching import AccumulationType
+      >>> from gradtx.microbatching import micro_vmap
       >>> micro_vmap(lambda x: x**2, microbatch_size=2)(jnp.arange(4.0)).tolist()
       [0.0, 1.0, 4.0, 9.0]
       >>> total = micro_vmap(lambda x: x**2, accumulator=AccumulationType.SUM)
@@ -185,7 +185,7 @@ def micro_grad(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from gradtx.wrappers.per_example import micro_grad
+      >>> from gradtx.microbatching import micro_grad
       >>> loss = lambda w, x, y: 0.5 * jnp.mean((x @ w - y) ** 2)
       >>> grad, out = micro_grad(loss, batch_argnums=(1, 2))(
       ...     jnp.zeros(1), jnp.ones((4, 1)), jnp.array([0.0, 2.0, 4.0, 6.0]))
