@@ -119,6 +119,8 @@ OPTIMIZERS = [
     # by sqrt(eps_root) ~ 1e-8, beyond float16's range (the table's bf16/f16
     # draws); the denominator never sees the current gradient.
     ("acprop", "acprop", dict(learning_rate=1e-2, b2=0.99, eps=1e-3)),
+    ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
+    ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -136,6 +138,8 @@ NOT_COMPARABLE_TO_OPTAX = {
     "adam_8bit": "no Optax counterpart: 8-bit state",
     "adamw_8bit": "no Optax counterpart: 8-bit state",
     "sgd_8bit": "no Optax counterpart: 8-bit state",
+    "galore": "Optax 0.2.8's galore fails on None leaves (its init reads each "
+    "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
     "dowg": "with x64 and mixed float32/float64 leaves Optax rounds its initial "
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
@@ -225,17 +229,6 @@ def make(factory_name: str, **kwargs) -> gradtx.GradientTransformation:
             )
         return factory(factory_name)(**kwargs)
 
-
-# gradtx.contrib (optax.contrib) aliases, in the table's format; make() finds
-# them in gradtx.contrib. Kept out of OPTIMIZERS for now: test_complex,
-# test_nonfinite, test_inject, test_mixed_trees and test_hypothesis_table keep
-# per-id lists or call getattr(gradtx, name), and their owners merge them
-# (OPTIMIZERS += CONTRIB_OPTIMIZERS). tests/contrib/test_contrib_table.py runs
-# test_properties' checks on these rows meanwhile.
-CONTRIB_OPTIMIZERS = [
-    ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
-    ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
-]
 
 # Contrib optimizers outside the table, and the tests that cover them there.
 CONTRIB_OUTSIDE_TABLE = {

@@ -367,6 +367,8 @@ def test_every_table_optimizer_is_classified():
         "dowg": "complex twin: tests/contrib/test_contrib_dog.py",
         "madgrad": "complex twin: tests/contrib/test_contrib_madgrad.py",
         "acprop": "complex twin: tests/contrib/test_contrib_acprop.py",
+        "dadapt_adamw": "as prodigy's estimate; Adam's moments as nadamw",
+        "galore": "Adam as nadamw on the projected matrix; complex SVD untested",
     }
     covered = set(TWIN_IDS) | set(UNSUPPORTED_IDS) | set(OPTAX_IDS)
     covered |= set(others) | set(SAME_MATHS_AS)

@@ -104,6 +104,10 @@ EXPECTED = {
     "dowg": ("all>all nan poisoned", "elem>none changed poisoned"),
     "madgrad": ELEM_STUCK,
     "acprop": ("elem>elem same poisoned", "elem>none same poisoned"),
+    # one step-size estimate over the whole tree: a bad value reaches every leaf
+    "dadapt_adamw": ("elem>all nan poisoned", "elem>all nan poisoned"),
+    # one low-rank projection (an SVD) per matrix: the leaf is coupled
+    "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
 }
 
 

@@ -10,6 +10,7 @@ get the base optimizer's full update. Tensors of higher rank can be viewed as
 matrices through :class:`GaLoreDimensionNumbers`.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from .._core.base import (
     Updates,
     check_state,
 )
+from .._core.placement import auto_axes
 from ..combinators.chain import chain
 from ..transforms.adam import scale_by_adam
 from ..transforms.scaling import learning_rate_step
@@ -227,7 +229,7 @@ def scale_by_galore(
             dtype = jnp.result_type(x)
             if v is None:
                 projectors.append(jnp.zeros((0, 0), dtype))
-                proxies.append(jnp.zeros_like(x))
+                proxies.append(x)  # the base state follows the param's placement
                 continue
             side = v.m if v.left else v.n
             proxy = (v.rank, v.n) if v.left else (v.m, v.rank)
@@ -244,7 +246,8 @@ def scale_by_galore(
             return old
 
         def svd():
-            u, _, vt = jnp.linalg.svd(g2.astype(jnp.float32), full_matrices=False)
+            # Explicit mesh axes: an SVD needs the whole matrix (auto_axes).
+            u, _, vt = auto_axes(_svd, g2.astype(jnp.float32))
             p = u[:, : v.rank] if v.left else vt[: v.rank].T
             return p.astype(old.dtype)
 
@@ -265,7 +268,7 @@ def scale_by_galore(
                 continue
             g2 = v.to_matrix(g)
             p = new_projector(g2, v, p, refresh)
-            low.append(p.T @ g2 if v.left else g2 @ p)
+            low.append(auto_axes(functools.partial(_project_down, left=v.left), p, g2))
             new_ps.append(p)
         low_updates, base_state = base_optimizer.update(
             treedef.unflatten(low), state.base_optimizer_state, None
@@ -277,7 +280,7 @@ def scale_by_galore(
             if v is None:
                 out.append(u)
                 continue
-            full = p @ u if v.left else u @ p.T
+            full = auto_axes(functools.partial(_project_up, left=v.left), p, u)
             out.append((scale * v.from_matrix(full)).astype(jnp.result_type(g)))
         return treedef.unflatten(out), GaLoreState(
             count=_maths.safe_increment(state.count),
@@ -286,6 +289,18 @@ def scale_by_galore(
         )
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _svd(a):
+    return jnp.linalg.svd(a, full_matrices=False)
+
+
+def _project_down(p, g2, *, left):
+    return p.T @ g2 if left else g2 @ p
+
+
+def _project_up(p, u, *, left):
+    return p @ u if left else u @ p.T
 
 
 def galore(

@@ -454,6 +454,7 @@ NOT_ELEMENTWISE = {
     "adamw_8bit_float": "scale_by_adam_8bit",
     "sgd_8bit": "trace_8bit",
     "sgd_8bit_nesterov": "trace_8bit",
+    "galore": "scale_by_galore",
 }
 
 

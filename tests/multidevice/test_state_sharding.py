@@ -55,6 +55,7 @@ GATHERS = {
     # distance-from-start global norm (params − init_params); the state keeps
     # its sharding and the numbers are the one-device ones.
     "dog": "XLA gathers a split vector inside its distance-from-start norm",
+    "galore": "the SVD and the projections need whole matrices",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS

@@ -143,6 +143,8 @@ STATIC = (
     "clip_value_fn",
     "block_size",
     "min_size",
+    "rank",  # galore: shapes of the projection
+    "update_proj_gap",
 )
 
 
