@@ -1,0 +1,32 @@
+"""No hidden state in the maths (DESIGN principle 2).
+
+No context variables, no ``global`` statements: what a transformation computes
+depends on its arguments and its state only. ``inject_hyperparams`` passes
+the exact complement of an injected rate as a value the maths reads
+(``Complemented``), not through a side channel; the bit-exactness it keeps is
+tested in ``tests/wrappers/test_inject.py``.
+"""
+
+import ast
+import pathlib
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "gradtx"
+
+
+def test_no_context_variables_or_globals():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Global):
+                found.append(f"{where}: global {', '.join(node.names)}")
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", "")]
+                if any(n and n.split(".")[0] == "contextvars" for n in names):
+                    found.append(f"{where}: imports contextvars")
+            elif isinstance(node, ast.Name | ast.Attribute):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                if name == "ContextVar":
+                    found.append(f"{where}: ContextVar")
+    assert found == []
