@@ -80,11 +80,6 @@ def declare(tx: Any, **properties: Any) -> Any:
     return tx
 
 
-def elementwise(tx: Any) -> Any:
-    """Declares ``tx`` elementwise (see the module docstring); returns it."""
-    return declare(tx, elementwise=True)
-
-
 def declare_elementwise(tx: Any) -> Any:
     """Declares a transformation of your own elementwise, so packing accepts it.
 
@@ -107,22 +102,21 @@ def declare_elementwise(tx: Any) -> Any:
       >>> double = gradtx.stateless(lambda u, p: jax.tree.map(lambda x: 2 * x, u))
       >>> tx = gradtx.packed(gradtx.declare_elementwise(double))
     """
-    return elementwise(tx)
+    return declare(tx, elementwise=True)
+
+
+elementwise = declare_elementwise  # the primitives' spelling
 
 
 def is_elementwise(tx: Any) -> bool:
     return traits(tx).elementwise
 
 
-def all_elementwise(txs: Iterable[Any]) -> bool:
-    return all(is_elementwise(t) for t in txs)
-
-
 def composed(tx: Any, parts: Iterable[Any], *, reason: str | None = None) -> Any:
     """Declares ``tx`` made of ``parts``: elementwise when every part is and
     there is no ``reason`` (the combinator's own) that it is not; returns it."""
     parts = tuple(parts)
-    ok = reason is None and all_elementwise(parts)
+    ok = reason is None and all(is_elementwise(p) for p in parts)
     return declare(tx, parts=parts, reason=reason, elementwise=ok)
 
 

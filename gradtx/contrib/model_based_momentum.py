@@ -69,6 +69,38 @@ def _polyak_step(num, sq_norm, cap):
     return jnp.minimum(cap, jnp.where(tiny, 0.0, t1))
 
 
+def _step_size(
+    barf,
+    gamma,
+    iprod,
+    sq_norm,
+    state_lb,
+    alpha,
+    weight_decay,
+    lower_bound,
+    adapt_lower_bound,
+    bc1=1.0,
+):
+    """MoMo's step ``tau``, the decay factor and the next lower bound.
+
+    ``bc1`` is MoMo-Adam's bias correction of the averages (1 for MoMo, where
+    every product with it is exact, so both share these lines).
+    """
+    k = 1 + alpha * weight_decay
+    lb = state_lb
+    if adapt_lower_bound:
+        cap = k * (barf - gamma) + iprod
+        lower = jnp.maximum(cap / (2 * bc1 * k), lower_bound)
+        lb = jnp.where(cap < k * bc1 * lb, lower, lb)
+    num = k * (barf - bc1 * lb - gamma) + iprod
+    tau = _polyak_step(num, sq_norm, alpha / bc1)
+    new_lb = state_lb
+    if adapt_lower_bound:
+        drop = (barf + iprod - gamma - 0.5 * tau * sq_norm) / bc1
+        new_lb = jnp.maximum(drop, lower_bound)
+    return tau, alpha * weight_decay / k, new_lb
+
+
 class MomoState(NamedTuple):
     r"""The state of :func:`momo` (Optax's field names and order).
 
@@ -203,13 +235,10 @@ def momo(
         barf = b * state.barf + c * jnp.asarray(value, dtype)
         gamma = b * state.gamma + c * _sum(gp, dtype)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        k = 1 + alpha * weight_decay
-        lb = state.lb
-        if adapt_lower_bound:
-            cap = k * (barf - gamma) + iprod
-            lb = jnp.where(cap < k * lb, jnp.maximum(cap / (2 * k), lower_bound), lb)
-        tau = _polyak_step(k * (barf - lb - gamma) + iprod, sq_norm, alpha)
-        shrink = alpha * weight_decay / k
+        tau, shrink, new_lb = _step_size(
+            barf, gamma, iprod, sq_norm, state.lb, alpha, weight_decay,
+            lower_bound, adapt_lower_bound,
+        )  # fmt: skip
         updates = map_leaves(
             lambda g, d, p: -shrink * p - tau * d,
             updates,
@@ -218,10 +247,6 @@ def momo(
             names=["exp_avg", "params"],
             owner=owner,
         )
-        new_lb = state.lb
-        if adapt_lower_bound:
-            drop = barf + iprod - gamma - 0.5 * tau * sq_norm
-            new_lb = jnp.maximum(drop, lower_bound)
         new_state = MomoState(
             exp_avg=exp_avg,
             barf=barf.astype(dtype),
@@ -373,15 +398,10 @@ def momo_adam(
         barf = b1 * state.barf + _maths.one_minus(b1) * jnp.asarray(value, dtype)
         gamma = b1 * state.gamma + _maths.one_minus(b1) * _sum(gp, dtype)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        k = 1 + alpha * weight_decay
-        lb = state.lb
-        if adapt_lower_bound:
-            cap = k * (barf - gamma) + iprod
-            lower = jnp.maximum(cap / (2 * bc1 * k), lower_bound)
-            lb = jnp.where(cap < k * bc1 * lb, lower, lb)
-        num = k * (barf - bc1 * lb - gamma) + iprod
-        tau = _polyak_step(num, sq_norm, alpha / bc1)
-        shrink = alpha * weight_decay / k
+        tau, shrink, new_lb = _step_size(
+            barf, gamma, iprod, sq_norm, state.lb, alpha, weight_decay,
+            lower_bound, adapt_lower_bound, bc1,
+        )  # fmt: skip
 
         def step(g, d, v, p):
             return -shrink * p - tau * d / (eps + jnp.sqrt(v / bc2))
@@ -395,10 +415,6 @@ def momo_adam(
             names=["exp_avg", "exp_avg_sq", "params"],
             owner=owner,
         )
-        new_lb = state.lb
-        if adapt_lower_bound:
-            drop = (barf + iprod - gamma - 0.5 * tau * sq_norm) / bc1
-            new_lb = jnp.maximum(drop, lower_bound)
         new_state = MomoAdamState(
             exp_avg=exp_avg,
             exp_avg_sq=exp_avg_sq,

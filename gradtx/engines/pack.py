@@ -341,7 +341,7 @@ def pack(
       ()
     """
     check_pack_options(min_leaf_size, max_leaves_per_buffer)
-    if _contains_packed(params):
+    if contains_packed(params):
         raise TypeError("pack: `params` is already packed (holds a Packed node).")
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     paths = [jax.tree_util.keystr(k) or "<root>" for k, _ in flat]
@@ -390,7 +390,7 @@ def pack(
     return layout.pack(params)
 
 
-def _contains_packed(tree: Any) -> bool:
+def contains_packed(tree: Any) -> bool:
     is_packed = lambda x: isinstance(x, Packed)
     return any(is_packed(x) for x in jax.tree.leaves(tree, is_leaf=is_packed))
 

@@ -28,8 +28,8 @@ from .pack import (
     DEFAULT_MAX_LEAVES_PER_BUFFER,
     DEFAULT_MIN_LEAF_SIZE,
     Packed,
-    _contains_packed,
     check_pack_options,
+    contains_packed,
     pack,
     unpack,
 )
@@ -182,7 +182,7 @@ def packed(
     check_pack_options(min_leaf_size, max_leaves_per_buffer)
 
     def layout_of(tree: Any, what: str) -> Any:
-        if _contains_packed(tree):
+        if contains_packed(tree):
             raise TypeError(
                 f"packed: `{what}` holds a packed tree (gradtx.pack) inside "
                 "an ordinary one; pass the Packed itself, or the plain tree."

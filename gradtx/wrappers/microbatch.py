@@ -147,7 +147,7 @@ def _concat(n: int) -> Accumulator:
     )
 
 
-def _resolve(accumulator: Any, n: int) -> Accumulator:
+def resolve_accumulator(accumulator: Any, n: int) -> Accumulator:
     """A pytree (prefix of the output) of accumulators/types as one Accumulator."""
 
     def one(acc):
@@ -383,7 +383,7 @@ def microbatch(
                 (a if box is args else k)[key] = treedef.unflatten(taken)
             return fun(*a, **k)
 
-        acc = _resolve(accumulator, n)
+        acc = resolve_accumulator(accumulator, n)
         carry = acc.init(jax.eval_shape(call, 0))
         if num_real_microbatches is None:
             stop = n

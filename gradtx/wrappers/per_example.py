@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .microbatch import AccumulationType, Accumulator, _resolve, microbatch
+from .microbatch import AccumulationType, Accumulator, microbatch, resolve_accumulator
 
 __all__ = ["IndividualOutputs", "micro_grad", "micro_vmap"]
 
@@ -107,7 +107,7 @@ def micro_vmap(
         def reduced(*a, kwargs):
             out = vmap_fn(fun, axes, 0)(*a, **kwargs)
             rows = jnp.shape(jax.tree.leaves(out)[0])[0]
-            return _resolve(accumulator, rows).aggregate(out)
+            return resolve_accumulator(accumulator, rows).aggregate(out)
 
         batched = tuple(i for i, ax in enumerate(axes) if ax is not None)
         run = microbatch(

@@ -165,3 +165,18 @@ def test_the_checker_catches_a_cycle():
     edges["gradtx._core.maths"] = edges["gradtx._core.maths"] | {"gradtx._core.base"}
     edges["gradtx._core.base"] = edges["gradtx._core.base"] | {"gradtx._core.maths"}
     assert any(v.startswith("cycle:") for v in violations(edges))
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A helper shared across modules has a public name in the module that
+    owns it; ``from .x import _helper`` reaches past that module's interface."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("gradtx")
+            ):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{module_name(path)}: {node.module}.{alias.name}")
+    assert found == []
