@@ -46,6 +46,7 @@ from .._core.lifting import (
     upcast,
 )
 from .._core.placement import auto_axes, zeros_derived
+from .._core.traits import declare_elementwise
 
 REFRESH_METHODS = ("power_qr", "eigh")
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -415,4 +416,4 @@ def add_decayed_weights_after_step(
         )
         return decayed, DecayAfterStepState(_maths.safe_increment(count))
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_elementwise(GradientTransformation(init_fn, update_fn))

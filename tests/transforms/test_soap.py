@@ -47,7 +47,7 @@ CASES = {
             correct_bias=False,
         ),
         ("cube", "vec", "s"),
-    ),  # fmt: skip
+    ),
     # pytorch-optimizer cannot merge a 1-D leaf; (2, 3, 4) merges to (6, 4),
     # (8, 3) to (1, 8, 3): a 1x1 factor, none for 8 > 6, a 3x3 factor
     "merged": (dict(BASE, merge_dims=True), ("cube", "tall")),
@@ -183,7 +183,8 @@ def test_first_step_builds_only_and_refresh_schedule():
     for call in range(2, 12):
         g = {"w": jnp.asarray(_grad("sq", P0["sq"] * call), jnp.float32)}
         u, state = update(g, state)
-        changed.append(any(not np.array_equal(a, b) for a, b in zip(state.q["w"], q_prev, strict=True)))  # fmt: skip
+        pairs = zip(state.q["w"], q_prev, strict=True)
+        changed.append(any(not np.array_equal(a, b) for a, b in pairs))
         q_prev = state.q["w"]
     assert [c for c, x in zip(range(2, 12), changed, strict=True) if x] == [4, 7, 10]
     assert int(state.count) == 11
@@ -277,8 +278,8 @@ def test_state_of_other_shapes_is_named():
     tx = gradtx.scale_by_soap()
     state = tx.init({"w": jnp.ones((3, 3))})
     with pytest.raises(ValueError, match=r"\['w'\].*factors"):
-        tx.update({"w": jnp.ones((2, 3))}, state._replace(mu={"w": jnp.ones((2, 3))},
-                                                          nu={"w": jnp.ones((2, 3))}))  # fmt: skip
+        other = {"w": jnp.ones((2, 3))}
+        tx.update(other, state._replace(mu=other, nu=other))
 
 
 BAD = [
