@@ -129,27 +129,23 @@ def _leaf_refresh(gg, q, nu, view, axes, method):
     )
 
 
-def _leaf_step(g, mu, nu, gg, q, view, axes, s):
-    """Adam in the eigenbasis; returns ``(update, mu, nu, gg)``."""
+def _leaf_step(g, mu, nu, gg, q, scalars, view, axes, normalize_grads):
+    """Adam in the eigenbasis; returns ``(update, mu, nu, gg)``.
+
+    ``scalars``: ``(b1, b2, shampoo_b2, eps, step_scale)``, passed as arrays
+    (not closed over) so that they enter :func:`auto_axes` as arguments.
+    """
+    b1, b2, sb2, eps, step_scale = scalars
     g_rot = _project(g, q, view, axes)
-    mu = _maths.ema(g, mu, s.b1)
-    nu = _maths.ema(g_rot * g_rot, nu, s.b2)
+    mu = _maths.ema(g, mu, b1)
+    nu = _maths.ema(g_rot * g_rot, nu, b2)
     mu_rot = _project(mu, q, view, axes)
-    u = _project(mu_rot / (jnp.sqrt(nu) + s.eps), q, view, axes, back=True)
-    if s.normalize_grads and u.size:
-        u = u / (jnp.sqrt(jnp.mean(u * u)) + s.eps)
+    u = _project(mu_rot / (jnp.sqrt(nu) + eps), q, view, axes, back=True)
+    if normalize_grads and u.size:
+        u = u / (jnp.sqrt(jnp.mean(u * u)) + eps)
     grams = (_gram(g, view, a) for a in axes)
-    gg = tuple(_maths.ema(c, a, s.shampoo_b2) for c, a in zip(grams, gg, strict=True))
-    return s.step_scale * u, mu, nu, gg
-
-
-class _Scalars(NamedTuple):
-    b1: Any
-    b2: Any
-    shampoo_b2: Any
-    eps: Any
-    step_scale: Any
-    normalize_grads: bool
+    gg = tuple(_maths.ema(c, a, sb2) for c, a in zip(grams, gg, strict=True))
+    return step_scale * u, mu, nu, gg
 
 
 class ScaleBySoapState(NamedTuple):
@@ -302,15 +298,17 @@ def scale_by_soap(
         scale = 1.0
         if correct_bias:
             scale = jnp.sqrt(_maths.debias_factor(b2, k)) / _maths.debias_factor(b1, k)
-        s = _Scalars(b1, b2, sb2, eps, scale, normalize_grads)
+        scalars = tuple(jnp.asarray(x) for x in (b1, b2, sb2, eps, scale))
 
         new_u, new_mu, new_nu, new_gg = [], [], [], []
         for g, mu, nu, gg, q, (view, axes) in zip(
             leaves, mus, nus, ggs, qs, layouts, strict=True
         ):
             args = tuple(jax.tree.map(upcast, (g, mu, nu, gg, q)))
-            step = lambda *a, view=view, axes=axes: _leaf_step(*a, view, axes, s)
-            u, m, v, f = auto_axes(step, *args, out_like=(g, mu, nu, gg))
+            step = lambda *a, view=view, axes=axes: _leaf_step(
+                *a, view, axes, normalize_grads
+            )
+            u, m, v, f = auto_axes(step, *args, scalars, out_like=(g, mu, nu, gg))
             new_u.append(u)
             new_mu.append(m)
             new_nu.append(v)
@@ -320,7 +318,10 @@ def scale_by_soap(
             return q, nu
 
         def first(gg, q, nu):  # the bases of the first factors; nu is unused
-            bases = [tuple(map(_eigenbasis, f)) for f in gg]
+            bases = [
+                auto_axes(lambda f: tuple(map(_eigenbasis, f)), f, out_like=b)
+                for f, b in zip(gg, q, strict=True)
+            ]
             return jax.tree.map(lambda a, b: a.astype(b.dtype), bases, q), nu
 
         def refreshed(gg, q, nu):
