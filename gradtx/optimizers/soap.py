@@ -76,7 +76,11 @@ def soap(
     pytorch-optimizer fails there), and 1-D leaves are never merged;
     0-size leaves pass through. Complex leaves raise ``TypeError``. The
     factors of a non-square matrix start rank-deficient, so their null-space
-    eigenvectors are arbitrary: two correct implementations differ there.
+    eigenvectors are arbitrary: two correct implementations differ there. And
+    when the second gradient equals the first (a fixed batch) the gradient's
+    component in that null space is rounding noise, which the second step's
+    Adam ratio scales up to O(1): runs that round differently (eager and
+    jitted, vmapped, another library) then differ by O(learning rate).
 
     Reference: Vyas et al., 2024, "SOAP: Improving and Stabilizing Shampoo
     using Adam" (arXiv:2409.11321).
