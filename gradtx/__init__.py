@@ -113,6 +113,7 @@ from .optimizers.rprop import rprop
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers.sign import lion, sign_sgd, signum
 from .optimizers.sm3 import sm3
+from .optimizers.soap import soap
 from .optimizers.sophia import sophia
 from .optimizers.step_size_free import polyak_sgd
 from .optimizers.yogi import yogi
@@ -237,6 +238,12 @@ from .transforms.scaling import (
 )
 from .transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign
 from .transforms.sm3 import ScaleBySM3State, scale_by_sm3
+from .transforms.soap import (
+    DecayAfterStepState,
+    ScaleBySoapState,
+    add_decayed_weights_after_step,
+    scale_by_soap,
+)
 from .transforms.sophia import (
     HutchinsonState,
     SophiaState,
@@ -310,6 +317,7 @@ __all__ = [
     "ClipState",
     "ConditionallyMaskState",
     "ConditionallyTransformState",
+    "DecayAfterStepState",
     "EmaState",
     "EmptyState",
     "FactoredState",
@@ -361,6 +369,7 @@ __all__ = [
     "ScaleBySM3State",
     "ScaleByScheduleState",
     "ScaleBySimplifiedAdEMAMixState",
+    "ScaleBySoapState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
     "ScaleState",
@@ -394,6 +403,7 @@ __all__ = [
     "adan",
     "adaptive_grad_clip",
     "add_decayed_weights",
+    "add_decayed_weights_after_step",
     "add_noise",
     "ademamix",
     "adopt",
@@ -513,6 +523,7 @@ __all__ = [
     "scale_by_sign",
     "scale_by_simplified_ademamix",
     "scale_by_sm3",
+    "scale_by_soap",
     "scale_by_sophia",
     "scale_by_stddev",
     "scale_by_trust_ratio",
@@ -536,6 +547,7 @@ __all__ = [
     "skip_not_finite",
     "sm3",
     "snapshot",
+    "soap",
     "sophia",
     "state_shardings",
     "state_signature",

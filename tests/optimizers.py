@@ -121,6 +121,14 @@ OPTIMIZERS = [
     ("acprop", "acprop", dict(learning_rate=1e-2, b2=0.99, eps=1e-3)),
     ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
     ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
+    # max_precond_dim=3: the table's (4, 3) matrix gets one full-rank 3x3
+    # factor (axis 0 none). A rank-deficient factor (axis 0's 4x4, or a 1-D
+    # leaf's with precondition_1d) has an arbitrary null-space basis, and
+    # SOAP's second step, on the same gradient as its first, divides rounding
+    # noise there by noise: eager, jitted and vmapped runs then differ by
+    # O(lr) (pytorch-optimizer's SOAP too). tests/transforms/test_soap.py
+    # covers those leaves.
+    ("soap", "soap", dict(learning_rate=2e-2, weight_decay=1e-4, max_precond_dim=3)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -140,6 +148,8 @@ NOT_COMPARABLE_TO_OPTAX = {
     "sgd_8bit": "no Optax counterpart: 8-bit state",
     "galore": "Optax 0.2.8's galore fails on None leaves (its init reads each "
     "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
+    "soap": "no Optax counterpart (tests/transforms/test_soap.py compares with "
+    "pytorch-optimizer's SOAP)",
     "dowg": "with x64 and mixed float32/float64 leaves Optax rounds its initial "
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
@@ -197,6 +207,7 @@ ALIASES = [
     "adam_8bit",
     "adamw_8bit",
     "sgd_8bit",
+    "soap",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

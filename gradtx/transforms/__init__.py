@@ -120,6 +120,10 @@ from .sign import scale_by_lion as scale_by_lion
 from .sign import scale_by_sign as scale_by_sign
 from .sm3 import ScaleBySM3State as ScaleBySM3State
 from .sm3 import scale_by_sm3 as scale_by_sm3
+from .soap import DecayAfterStepState as DecayAfterStepState
+from .soap import ScaleBySoapState as ScaleBySoapState
+from .soap import add_decayed_weights_after_step as add_decayed_weights_after_step
+from .soap import scale_by_soap as scale_by_soap
 from .sophia import HutchinsonState as HutchinsonState
 from .sophia import SophiaState as SophiaState
 from .sophia import (
@@ -147,6 +151,7 @@ __all__ = [
     "ConditionFn",
     "ConditionallyMaskState",
     "ConditionallyTransformState",
+    "DecayAfterStepState",
     "EmaState",
     "FactoredState",
     "HutchinsonState",
@@ -181,6 +186,7 @@ __all__ = [
     "ScaleBySM3State",
     "ScaleByScheduleState",
     "ScaleBySimplifiedAdEMAMixState",
+    "ScaleBySoapState",
     "ScaleByZoomLinesearchState",
     "ShouldSkipUpdateFunction",
     "SnapshotState",
@@ -191,6 +197,7 @@ __all__ = [
     "ZoomLinesearchInfo",
     "adaptive_grad_clip",
     "add_decayed_weights",
+    "add_decayed_weights_after_step",
     "add_noise",
     "apply_every",
     "apply_if_finite",
@@ -244,6 +251,7 @@ __all__ = [
     "scale_by_sign",
     "scale_by_simplified_ademamix",
     "scale_by_sm3",
+    "scale_by_soap",
     "scale_by_sophia",
     "scale_by_stddev",
     "scale_by_trust_ratio",

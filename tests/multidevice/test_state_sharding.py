@@ -56,6 +56,7 @@ GATHERS = {
     # its sharding and the numbers are the one-device ones.
     "dog": "XLA gathers a split vector inside its distance-from-start norm",
     "galore": "the SVD and the projections need whole matrices",
+    "soap": "eigh, QR and the rotations into the eigenbases need whole matrices",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS

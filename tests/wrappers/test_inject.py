@@ -145,6 +145,8 @@ STATIC = (
     "min_size",
     "rank",  # galore: shapes of the projection
     "update_proj_gap",
+    "precondition_frequency",  # soap: a Python modulus and shapes
+    "max_precond_dim",
 )
 
 
