@@ -259,6 +259,7 @@ from .transforms.zoom_linesearch import (
     ZoomLinesearchInfo,
     scale_by_zoom_linesearch,
 )
+from .wrappers.cautious import cautious
 from .wrappers.conditionals import (
     ApplyIfFiniteState,
     ConditionallyMaskState,
@@ -402,6 +403,7 @@ __all__ = [
     "apply_if_finite",
     "apply_updates",
     "bias_correction",
+    "cautious",
     "centralize",
     "chain",
     "clip",

@@ -8,6 +8,7 @@ must appear here (``test_table_covers_every_optimizer`` checks it).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -121,6 +122,8 @@ OPTIMIZERS = [
     ("acprop", "acprop", dict(learning_rate=1e-2, b2=0.99, eps=1e-3)),
     ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
     ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
+    # a wrapper around an alias: its factory is in WRAPPED below
+    ("cautious_adamw", "cautious_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -144,6 +147,7 @@ NOT_COMPARABLE_TO_OPTAX = {
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
     "(tests/contrib/test_contrib_dog.py)",
+    "cautious_adamw": "no Optax counterpart: the cautious wrapper",
 }
 
 
@@ -208,11 +212,27 @@ NEEDS_EXTRA_ARGS = {
 }
 
 
+def _wrapped(wrapper, alias):
+    """``wrapper(alias(...))`` with ``alias``'s signature (inject reads it)."""
+
+    @functools.wraps(alias)
+    def build(*args, **kwargs):
+        return wrapper(alias(*args, **kwargs))
+
+    return build
+
+
+# Table factories that wrap an alias (the wrapper is not an optimizer itself).
+WRAPPED = {"cautious_adamw": _wrapped(gradtx.cautious, gradtx.adamw)}
+
+
 def factory(factory_name: str):
     """gradtx's function of that name: top level, else gradtx.contrib (where
-    optax.contrib's names live, as in Optax)."""
+    optax.contrib's names live, as in Optax); or a wrapped alias (WRAPPED)."""
     import gradtx.contrib
 
+    if factory_name in WRAPPED:
+        return WRAPPED[factory_name]
     return getattr(gradtx, factory_name, None) or getattr(gradtx.contrib, factory_name)
 
 

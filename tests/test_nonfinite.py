@@ -108,6 +108,7 @@ EXPECTED = {
     "dadapt_adamw": ("elem>all nan poisoned", "elem>all nan poisoned"),
     # one low-rank projection (an SVD) per matrix: the leaf is coupled
     "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
+    "cautious_adamw": ELEM_STUCK,
 }
 
 
