@@ -96,6 +96,7 @@ from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
 from .optimizers.belief import adabelief
 from .optimizers.factored import adafactor
+from .optimizers.laprop import laprop
 from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
 from .optimizers.moments import adagrad, rmsprop, sgd
@@ -196,6 +197,7 @@ from .transforms.constraints import (
     zero_nans,
 )
 from .transforms.factored import FactoredState, scale_by_factored_rms
+from .transforms.laprop import ScaleByLaPropState, scale_by_laprop
 from .transforms.layerwise import (
     ScaleByTrustRatioState,
     scale_by_param_block_norm,
@@ -350,6 +352,7 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByDistanceOverGradientsState",
     "ScaleByLBFGSState",
+    "ScaleByLaPropState",
     "ScaleByLionState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
@@ -434,6 +437,7 @@ __all__ = [
     "kahan_summation",
     "keep_params_nonnegative",
     "lamb",
+    "laprop",
     "lars",
     "lbfgs",
     "linear_onecycle_schedule",
@@ -497,6 +501,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",

@@ -124,6 +124,7 @@ OPTIMIZERS = [
     ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
     # a wrapper around an alias: its factory is in WRAPPED below
     ("cautious_adamw", "cautious_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("laprop", "laprop", dict(learning_rate=2e-2, weight_decay=1e-4)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -148,6 +149,7 @@ NOT_COMPARABLE_TO_OPTAX = {
     "apart in float64; float32 trajectories are bit-equal "
     "(tests/contrib/test_contrib_dog.py)",
     "cautious_adamw": "no Optax counterpart: the cautious wrapper",
+    "laprop": "no Optax counterpart (tests/transforms/test_laprop.py)",
 }
 
 
@@ -201,6 +203,7 @@ ALIASES = [
     "adam_8bit",
     "adamw_8bit",
     "sgd_8bit",
+    "laprop",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

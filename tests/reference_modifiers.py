@@ -8,6 +8,8 @@ Each reference is ``init(params) -> state`` and ``step(grads, state, params)
 signs flip and the masks, clips and blocks are all exercised.
 """
 
+import math
+
 import jax
 import numpy as np
 
@@ -139,3 +141,38 @@ class CautiousAdamW:
             new_m.append(m)
             new_v.append(v)
         return new_p, (t, new_m, new_v)
+
+
+# ---------------------------------------------------------------- LaProp
+
+
+class LaProp:
+    """LaProp (Ziyin et al., 2020, Alg. 1) with decay after the step.
+
+    ``v ← β2 v + (1−β2) g²``; ``d = (sqrt(v + ε_r) + ε)/sqrt(1−β2^t)``;
+    ``m ← β1 m + (1−β1) g/d``; ``θ ← (θ − η m/(1−β1^t))(1 − ηλ)``. Centred:
+    ``v − ḡ²`` (``ḡ`` the EMA of g with β2) once ``t > k``.
+    """
+
+    def __init__(self, lr, b1=0.9, b2=0.999, eps=1e-15, wd=0.0, centered=False, k=10):
+        self.lr, self.b1, self.b2, self.eps, self.wd = lr, b1, b2, eps, wd
+        self.centered, self.k = centered, k
+
+    def init(self, params):
+        zeros = lambda: [np.zeros_like(p) for p in params]
+        return 0, zeros(), zeros(), zeros()
+
+    def step(self, grads, state, params):
+        t, ms, vs, gs = state
+        t += 1
+        out = []
+        for g, m, v, gbar, p in zip(grads, ms, vs, gs, params, strict=True):
+            v = self.b2 * v + (1 - self.b2) * g * g
+            gbar = self.b2 * gbar + (1 - self.b2) * g
+            second = np.maximum(v - gbar**2, 0) if self.centered and t > self.k else v
+            d = (np.sqrt(second + 1e-15) + self.eps) / math.sqrt(1 - self.b2**t)
+            m = self.b1 * m + (1 - self.b1) * g / d
+            p = (p - self.lr * m / (1 - self.b1**t)) * (1 - self.lr * self.wd)
+            out.append((p, m, v, gbar))
+        ps, ms, vs, gs = (list(x) for x in zip(*out, strict=True))
+        return ps, (t, ms, vs, gs)

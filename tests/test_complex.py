@@ -320,6 +320,7 @@ UNSUPPORTED = [
 ]  # fmt: skip
 UNSUPPORTED += [
     ("cautious_adamw", "cautious", lambda: gradtx.cautious(gradtx.adamw(0.1)), {}),
+    ("laprop", "scale_by_laprop", lambda: gradtx.laprop(0.1), {}),
 ]
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 

@@ -109,6 +109,7 @@ EXPECTED = {
     # one low-rank projection (an SVD) per matrix: the leaf is coupled
     "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "cautious_adamw": ELEM_STUCK,
+    "laprop": ELEM_STUCK,
 }
 
 

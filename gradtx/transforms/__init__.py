@@ -79,6 +79,8 @@ from .constraints import keep_params_nonnegative as keep_params_nonnegative
 from .constraints import zero_nans as zero_nans
 from .factored import FactoredState as FactoredState
 from .factored import scale_by_factored_rms as scale_by_factored_rms
+from .laprop import ScaleByLaPropState as ScaleByLaPropState
+from .laprop import scale_by_laprop as scale_by_laprop
 from .layerwise import scale_by_param_block_norm as scale_by_param_block_norm
 from .layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from .layerwise import scale_by_trust_ratio as scale_by_trust_ratio
@@ -169,6 +171,7 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByDistanceOverGradientsState",
     "ScaleByLBFGSState",
+    "ScaleByLaPropState",
     "ScaleByLionState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
@@ -226,6 +229,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
