@@ -99,6 +99,7 @@ from .optimizers.factored import adafactor
 from .optimizers.laprop import laprop
 from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
+from .optimizers.mars import mars_adamw
 from .optimizers.moments import adagrad, rmsprop, sgd
 from .optimizers.muon import muon
 from .optimizers.noise import noisy_sgd
@@ -205,6 +206,7 @@ from .transforms.layerwise import (
     scale_by_trust_ratio,
 )
 from .transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs
+from .transforms.mars import ScaleByMarsState, scale_by_mars
 from .transforms.moments import (
     EmaState,
     ScaleByRmsState,
@@ -354,6 +356,7 @@ __all__ = [
     "ScaleByLBFGSState",
     "ScaleByLaPropState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
     "ScaleByRStdDevState",
@@ -444,6 +447,7 @@ __all__ = [
     "linear_schedule",
     "lion",
     "lookahead",
+    "mars_adamw",
     "masked",
     "matrix_inverse_pth_root",
     "measure_with_ema",
@@ -505,6 +509,7 @@ __all__ = [
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

@@ -125,6 +125,7 @@ OPTIMIZERS = [
     # a wrapper around an alias: its factory is in WRAPPED below
     ("cautious_adamw", "cautious_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("laprop", "laprop", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("mars_adamw", "mars_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -150,6 +151,7 @@ NOT_COMPARABLE_TO_OPTAX = {
     "(tests/contrib/test_contrib_dog.py)",
     "cautious_adamw": "no Optax counterpart: the cautious wrapper",
     "laprop": "no Optax counterpart (tests/transforms/test_laprop.py)",
+    "mars_adamw": "no Optax counterpart (tests/transforms/test_mars.py)",
 }
 
 
@@ -204,6 +206,7 @@ ALIASES = [
     "adamw_8bit",
     "sgd_8bit",
     "laprop",
+    "mars_adamw",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

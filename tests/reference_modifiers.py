@@ -176,3 +176,42 @@ class LaProp:
             out.append((p, m, v, gbar))
         ps, ms, vs, gs = (list(x) for x in zip(*out, strict=True))
         return ps, (t, ms, vs, gs)
+
+
+# ---------------------------------------------------------------- MARS
+
+
+class MarsAdamW:
+    """MARS-AdamW (Yuan et al., 2024, Alg. 2, approximate variant).
+
+    ``c = g + γ β1/(1−β1) (g − g_prev)``, ``c ← c / max(1, ‖c‖)`` per leaf;
+    AdamW on ``c``: ``θ ← θ − η (m̂/(sqrt(v̂)+ε) + λθ)``.
+    """
+
+    def __init__(self, lr, b1=0.95, b2=0.99, gamma=0.025, eps=1e-8, wd=0.0):
+        self.lr, self.b1, self.b2, self.gamma, self.eps, self.wd = (
+            lr,
+            b1,
+            b2,
+            gamma,
+            eps,
+            wd,
+        )
+
+    def init(self, params):
+        zeros = lambda: [np.zeros_like(p) for p in params]
+        return 0, zeros(), zeros(), zeros()
+
+    def step(self, grads, state, params):
+        t, ms, vs, prevs = state
+        t += 1
+        out = []
+        for g, m, v, prev, p in zip(grads, ms, vs, prevs, params, strict=True):
+            c = g + self.gamma * self.b1 / (1 - self.b1) * (g - prev)
+            c = c / max(1.0, float(np.sqrt(np.sum(c * c))))
+            m = self.b1 * m + (1 - self.b1) * c
+            v = self.b2 * v + (1 - self.b2) * c * c
+            d = (m / (1 - self.b1**t)) / (np.sqrt(v / (1 - self.b2**t)) + self.eps)
+            out.append((p - self.lr * (d + self.wd * p), m, v, np.array(g)))
+        ps, ms, vs, prevs = (list(x) for x in zip(*out, strict=True))
+        return ps, (t, ms, vs, prevs)

@@ -321,6 +321,7 @@ UNSUPPORTED = [
 UNSUPPORTED += [
     ("cautious_adamw", "cautious", lambda: gradtx.cautious(gradtx.adamw(0.1)), {}),
     ("laprop", "scale_by_laprop", lambda: gradtx.laprop(0.1), {}),
+    ("mars_adamw", "scale_by_mars", lambda: gradtx.mars_adamw(0.1), {}),
 ]
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 

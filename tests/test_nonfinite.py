@@ -110,6 +110,7 @@ EXPECTED = {
     "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "cautious_adamw": ELEM_STUCK,
     "laprop": ELEM_STUCK,
+    "mars_adamw": ELEM_STUCK,
 }
 
 

@@ -86,6 +86,8 @@ from .layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from .layerwise import scale_by_trust_ratio as scale_by_trust_ratio
 from .lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from .lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from .mars import ScaleByMarsState as ScaleByMarsState
+from .mars import scale_by_mars as scale_by_mars
 from .moments import EmaState as EmaState
 from .moments import ScaleByRmsState as ScaleByRmsState
 from .moments import ScaleByRmsWithCountState as ScaleByRmsWithCountState
@@ -173,6 +175,7 @@ __all__ = [
     "ScaleByLBFGSState",
     "ScaleByLaPropState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
     "ScaleByRStdDevState",
@@ -233,6 +236,7 @@ __all__ = [
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

@@ -456,6 +456,7 @@ NOT_ELEMENTWISE = {
     "sgd_8bit_nesterov": "trace_8bit",
     "galore": "scale_by_galore",
     "cautious_adamw": "cautious",
+    "mars_adamw": "scale_by_mars",
 }
 
 
