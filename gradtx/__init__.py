@@ -91,6 +91,7 @@ from .optimizers.adam import (
     nadam,
     nadamw,
 )
+from .optimizers.adam_mini import adam_mini
 from .optimizers.adan import adan
 from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
@@ -163,6 +164,7 @@ from .transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from .transforms.adam_mini import ScaleByAdamMiniState, scale_by_adam_mini
 from .transforms.adan import ScaleByAdanState, scale_by_adan
 from .transforms.ademamix import (
     ScaleByAdemamixState,
@@ -346,6 +348,7 @@ __all__ = [
     "ScalarOrSchedule",
     "ScaleByAdaDeltaState",
     "ScaleByAdam8bitState",
+    "ScaleByAdamMiniState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
@@ -394,6 +397,7 @@ __all__ = [
     "adam",
     "adam_8bit",
     "adam_l2",
+    "adam_mini",
     "adamax",
     "adamaxw",
     "adamw",
@@ -496,6 +500,7 @@ __all__ = [
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adam_8bit",
+    "scale_by_adam_mini",
     "scale_by_adamax",
     "scale_by_adan",
     "scale_by_ademamix",

@@ -126,6 +126,7 @@ OPTIMIZERS = [
     ("cautious_adamw", "cautious_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("laprop", "laprop", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("mars_adamw", "mars_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("adam_mini", "adam_mini", dict(learning_rate=2e-2, weight_decay=1e-4)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -152,6 +153,7 @@ NOT_COMPARABLE_TO_OPTAX = {
     "cautious_adamw": "no Optax counterpart: the cautious wrapper",
     "laprop": "no Optax counterpart (tests/transforms/test_laprop.py)",
     "mars_adamw": "no Optax counterpart (tests/transforms/test_mars.py)",
+    "adam_mini": "no Optax counterpart (tests/transforms/test_adam_mini.py)",
 }
 
 
@@ -207,6 +209,7 @@ ALIASES = [
     "sgd_8bit",
     "laprop",
     "mars_adamw",
+    "adam_mini",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

@@ -215,3 +215,55 @@ class MarsAdamW:
             out.append((p - self.lr * (d + self.wd * p), m, v, np.array(g)))
         ps, ms, vs, prevs = (list(x) for x in zip(*out, strict=True))
         return ps, (t, ms, vs, prevs)
+
+
+# ---------------------------------------------------------------- Adam-mini
+
+
+class AdamMini:
+    """Adam-mini (Zhang et al., 2024, Alg. 1): one ``v`` per block.
+
+    ``blocks[i]`` is ``"adam"``, ``"tensor"``, ``"row"`` (rows of axis 0) or an
+    int: the number of elements of each head (consecutive, row-major).
+    ``decay[i]`` says whether leaf ``i`` is decayed (decoupled, AdamW's way).
+    """
+
+    def __init__(self, lr, blocks, decay, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
+        self.lr, self.blocks, self.decay = lr, blocks, decay
+        self.b1, self.b2, self.eps, self.wd = b1, b2, eps, wd
+
+    def _rows(self, x, b):
+        if b == "tensor":
+            return x.reshape(1, -1)
+        if b == "row":
+            return x.reshape(x.shape[0], -1)
+        return x.reshape(-1, b)
+
+    def init(self, params):
+        vs = []
+        for p, b in zip(params, self.blocks, strict=True):
+            vs.append(
+                np.zeros_like(p) if b == "adam" else np.zeros(self._rows(p, b).shape[0])
+            )
+        return 0, [np.zeros_like(p) for p in params], vs
+
+    def step(self, grads, state, params):
+        t, ms, vs = state
+        t += 1
+        c1, c2 = 1 - self.b1**t, 1 - self.b2**t
+        out = []
+        for g, m, v, p, b, dec in zip(
+            grads, ms, vs, params, self.blocks, self.decay, strict=True
+        ):
+            m = self.b1 * m + (1 - self.b1) * g
+            if b == "adam":
+                v = self.b2 * v + (1 - self.b2) * g * g
+                d = (m / c1) / (np.sqrt(v / c2) + self.eps)
+            else:
+                v = self.b2 * v + (1 - self.b2) * np.mean(self._rows(g, b) ** 2, axis=1)
+                h = np.sqrt(v / c2) + self.eps
+                d = (self._rows(m / c1, b) / h[:, None]).reshape(g.shape)
+            wd = self.wd if dec else 0.0
+            out.append((p - self.lr * (d + wd * p), m, v))
+        ps, ms, vs = (list(x) for x in zip(*out, strict=True))
+        return ps, (t, ms, vs)

@@ -111,6 +111,7 @@ EXPECTED = {
     "cautious_adamw": ELEM_STUCK,
     "laprop": ELEM_STUCK,
     "mars_adamw": ELEM_STUCK,
+    "adam_mini": ("leaf>leaf same poisoned", "elem>elem same poisoned"),
 }
 
 

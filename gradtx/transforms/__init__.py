@@ -47,6 +47,8 @@ from .adam import ScaleByAmsgradState as ScaleByAmsgradState
 from .adam import scale_by_adam as scale_by_adam
 from .adam import scale_by_adamax as scale_by_adamax
 from .adam import scale_by_amsgrad as scale_by_amsgrad
+from .adam_mini import ScaleByAdamMiniState as ScaleByAdamMiniState
+from .adam_mini import scale_by_adam_mini as scale_by_adam_mini
 from .adan import ScaleByAdanState as ScaleByAdanState
 from .adan import scale_by_adan as scale_by_adan
 from .ademamix import ScaleByAdemamixState as ScaleByAdemamixState
@@ -165,6 +167,7 @@ __all__ = [
     "PartitionState",
     "ProdigyState",
     "ScaleByAdaDeltaState",
+    "ScaleByAdamMiniState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
@@ -223,6 +226,7 @@ __all__ = [
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
+    "scale_by_adam_mini",
     "scale_by_adamax",
     "scale_by_adan",
     "scale_by_ademamix",

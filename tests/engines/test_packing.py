@@ -457,6 +457,7 @@ NOT_ELEMENTWISE = {
     "galore": "scale_by_galore",
     "cautious_adamw": "cautious",
     "mars_adamw": "scale_by_mars",
+    "adam_mini": "scale_by_adam_mini",
 }
 
 

@@ -145,6 +145,9 @@ STATIC = (
     "min_size",
     "rank",  # galore: shapes of the projection
     "update_proj_gap",
+    "dim",  # adam_mini: the head size dim·dim/n_heads shapes its state
+    "n_heads",
+    "neuron_axis",
 )
 
 
