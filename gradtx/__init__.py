@@ -91,13 +91,16 @@ from .optimizers.adam import (
     nadam,
     nadamw,
 )
+from .optimizers.adam_mini import adam_mini
 from .optimizers.adan import adan
 from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
 from .optimizers.belief import adabelief
 from .optimizers.factored import adafactor
+from .optimizers.laprop import laprop
 from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
+from .optimizers.mars import mars_adamw
 from .optimizers.moments import adagrad, rmsprop, sgd
 from .optimizers.muon import muon
 from .optimizers.noise import noisy_sgd
@@ -162,6 +165,7 @@ from .transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from .transforms.adam_mini import ScaleByAdamMiniState, scale_by_adam_mini
 from .transforms.adan import ScaleByAdanState, scale_by_adan
 from .transforms.ademamix import (
     ScaleByAdemamixState,
@@ -197,6 +201,7 @@ from .transforms.constraints import (
     zero_nans,
 )
 from .transforms.factored import FactoredState, scale_by_factored_rms
+from .transforms.laprop import ScaleByLaPropState, scale_by_laprop
 from .transforms.layerwise import (
     ScaleByTrustRatioState,
     scale_by_param_block_norm,
@@ -204,6 +209,7 @@ from .transforms.layerwise import (
     scale_by_trust_ratio,
 )
 from .transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs
+from .transforms.mars import ScaleByMarsState, scale_by_mars
 from .transforms.moments import (
     EmaState,
     ScaleByRmsState,
@@ -266,6 +272,7 @@ from .transforms.zoom_linesearch import (
     ZoomLinesearchInfo,
     scale_by_zoom_linesearch,
 )
+from .wrappers.cautious import cautious
 from .wrappers.conditionals import (
     ApplyIfFiniteState,
     ConditionallyMaskState,
@@ -349,6 +356,7 @@ __all__ = [
     "ScalarOrSchedule",
     "ScaleByAdaDeltaState",
     "ScaleByAdam8bitState",
+    "ScaleByAdamMiniState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
@@ -357,7 +365,9 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByDistanceOverGradientsState",
     "ScaleByLBFGSState",
+    "ScaleByLaPropState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
     "ScaleByRStdDevState",
@@ -396,6 +406,7 @@ __all__ = [
     "adam",
     "adam_8bit",
     "adam_l2",
+    "adam_mini",
     "adamax",
     "adamaxw",
     "adamw",
@@ -412,6 +423,7 @@ __all__ = [
     "apply_if_finite",
     "apply_updates",
     "bias_correction",
+    "cautious",
     "centralize",
     "chain",
     "clip",
@@ -442,12 +454,14 @@ __all__ = [
     "kahan_summation",
     "keep_params_nonnegative",
     "lamb",
+    "laprop",
     "lars",
     "lbfgs",
     "linear_onecycle_schedule",
     "linear_schedule",
     "lion",
     "lookahead",
+    "mars_adamw",
     "masked",
     "matrix_inverse_pth_root",
     "measure_with_ema",
@@ -496,6 +510,7 @@ __all__ = [
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adam_8bit",
+    "scale_by_adam_mini",
     "scale_by_adamax",
     "scale_by_adan",
     "scale_by_ademamix",
@@ -505,9 +520,11 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

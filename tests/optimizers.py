@@ -8,6 +8,7 @@ must appear here (``test_table_covers_every_optimizer`` checks it).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -129,6 +130,11 @@ OPTIMIZERS = [
     # O(lr) (pytorch-optimizer's SOAP too). tests/transforms/test_soap.py
     # covers those leaves.
     ("soap", "soap", dict(learning_rate=2e-2, weight_decay=1e-4, max_precond_dim=3)),
+    # a wrapper around an alias: its factory is in WRAPPED below
+    ("cautious_adamw", "cautious_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("laprop", "laprop", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("mars_adamw", "mars_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    ("adam_mini", "adam_mini", dict(learning_rate=2e-2, weight_decay=1e-4)),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -154,6 +160,10 @@ NOT_COMPARABLE_TO_OPTAX = {
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
     "(tests/contrib/test_contrib_dog.py)",
+    "cautious_adamw": "no Optax counterpart: the cautious wrapper",
+    "laprop": "no Optax counterpart (tests/transforms/test_laprop.py)",
+    "mars_adamw": "no Optax counterpart (tests/transforms/test_mars.py)",
+    "adam_mini": "no Optax counterpart (tests/transforms/test_adam_mini.py)",
 }
 
 
@@ -208,6 +218,9 @@ ALIASES = [
     "adamw_8bit",
     "sgd_8bit",
     "soap",
+    "laprop",
+    "mars_adamw",
+    "adam_mini",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not
@@ -219,11 +232,27 @@ NEEDS_EXTRA_ARGS = {
 }
 
 
+def _wrapped(wrapper, alias):
+    """``wrapper(alias(...))`` with ``alias``'s signature (inject reads it)."""
+
+    @functools.wraps(alias)
+    def build(*args, **kwargs):
+        return wrapper(alias(*args, **kwargs))
+
+    return build
+
+
+# Table factories that wrap an alias (the wrapper is not an optimizer itself).
+WRAPPED = {"cautious_adamw": _wrapped(gradtx.cautious, gradtx.adamw)}
+
+
 def factory(factory_name: str):
     """gradtx's function of that name: top level, else gradtx.contrib (where
-    optax.contrib's names live, as in Optax)."""
+    optax.contrib's names live, as in Optax); or a wrapped alias (WRAPPED)."""
     import gradtx.contrib
 
+    if factory_name in WRAPPED:
+        return WRAPPED[factory_name]
     return getattr(gradtx, factory_name, None) or getattr(gradtx.contrib, factory_name)
 
 

@@ -318,6 +318,12 @@ UNSUPPORTED = [
     ("adamw_8bit", "scale_by_adam_8bit", lambda: gradtx.adamw_8bit(0.1), {}),
     ("sgd_8bit", "trace_8bit", lambda: gradtx.sgd_8bit(0.1, min_size=0), {}),
 ]  # fmt: skip
+UNSUPPORTED += [
+    ("cautious_adamw", "cautious", lambda: gradtx.cautious(gradtx.adamw(0.1)), {}),
+    ("laprop", "scale_by_laprop", lambda: gradtx.laprop(0.1), {}),
+    ("mars_adamw", "scale_by_mars", lambda: gradtx.mars_adamw(0.1), {}),
+    ("adam_mini", "scale_by_adam_mini", lambda: gradtx.adam_mini(0.1), {}),
+]
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 
 

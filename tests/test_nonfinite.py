@@ -109,6 +109,10 @@ EXPECTED = {
     # one low-rank projection (an SVD) per matrix: the leaf is coupled
     "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "soap": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
+    "cautious_adamw": ELEM_STUCK,
+    "laprop": ELEM_STUCK,
+    "mars_adamw": ELEM_STUCK,
+    "adam_mini": ("leaf>leaf same poisoned", "elem>elem same poisoned"),
 }
 
 

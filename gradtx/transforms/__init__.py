@@ -47,6 +47,8 @@ from .adam import ScaleByAmsgradState as ScaleByAmsgradState
 from .adam import scale_by_adam as scale_by_adam
 from .adam import scale_by_adamax as scale_by_adamax
 from .adam import scale_by_amsgrad as scale_by_amsgrad
+from .adam_mini import ScaleByAdamMiniState as ScaleByAdamMiniState
+from .adam_mini import scale_by_adam_mini as scale_by_adam_mini
 from .adan import ScaleByAdanState as ScaleByAdanState
 from .adan import scale_by_adan as scale_by_adan
 from .ademamix import ScaleByAdemamixState as ScaleByAdemamixState
@@ -79,11 +81,15 @@ from .constraints import keep_params_nonnegative as keep_params_nonnegative
 from .constraints import zero_nans as zero_nans
 from .factored import FactoredState as FactoredState
 from .factored import scale_by_factored_rms as scale_by_factored_rms
+from .laprop import ScaleByLaPropState as ScaleByLaPropState
+from .laprop import scale_by_laprop as scale_by_laprop
 from .layerwise import scale_by_param_block_norm as scale_by_param_block_norm
 from .layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from .layerwise import scale_by_trust_ratio as scale_by_trust_ratio
 from .lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from .lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from .mars import ScaleByMarsState as ScaleByMarsState
+from .mars import scale_by_mars as scale_by_mars
 from .moments import EmaState as EmaState
 from .moments import ScaleByRmsState as ScaleByRmsState
 from .moments import ScaleByRmsWithCountState as ScaleByRmsWithCountState
@@ -166,6 +172,7 @@ __all__ = [
     "PartitionState",
     "ProdigyState",
     "ScaleByAdaDeltaState",
+    "ScaleByAdamMiniState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
@@ -174,7 +181,9 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByDistanceOverGradientsState",
     "ScaleByLBFGSState",
+    "ScaleByLaPropState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
     "ScaleByRStdDevState",
@@ -224,6 +233,7 @@ __all__ = [
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
+    "scale_by_adam_mini",
     "scale_by_adamax",
     "scale_by_adan",
     "scale_by_ademamix",
@@ -233,9 +243,11 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

@@ -456,6 +456,9 @@ NOT_ELEMENTWISE = {
     "sgd_8bit_nesterov": "trace_8bit",
     "galore": "scale_by_galore",
     "soap": "scale_by_soap",
+    "cautious_adamw": "cautious",
+    "mars_adamw": "scale_by_mars",
+    "adam_mini": "scale_by_adam_mini",
 }
 
 

@@ -147,6 +147,9 @@ STATIC = (
     "update_proj_gap",
     "precondition_frequency",  # soap: a Python modulus and shapes
     "max_precond_dim",
+    "dim",  # adam_mini: the head size dim·dim/n_heads shapes its state
+    "n_heads",
+    "neuron_axis",
 )
 
 
