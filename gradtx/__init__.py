@@ -244,12 +244,7 @@ from .transforms.scaling import (
 )
 from .transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign
 from .transforms.sm3 import ScaleBySM3State, scale_by_sm3
-from .transforms.soap import (
-    DecayAfterStepState,
-    ScaleBySoapState,
-    add_decayed_weights_after_step,
-    scale_by_soap,
-)
+from .transforms.soap import ScaleBySoapState, scale_by_soap
 from .transforms.sophia import (
     HutchinsonState,
     SophiaState,
@@ -263,8 +258,10 @@ from .transforms.step_size_free import (
 )
 from .transforms.weight_decay import (
     AddDecayedWeightsState,
+    DecayAfterStepState,
     WeightDecaySchedule,
     add_decayed_weights,
+    add_decayed_weights_after_step,
 )
 from .transforms.yogi import scale_by_yogi
 from .transforms.zoom_linesearch import (

@@ -7,8 +7,9 @@ import chex
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
-from ..transforms.laprop import decay_after_step, scale_by_laprop
+from ..transforms.laprop import scale_by_laprop
 from ..transforms.scaling import learning_rate_step
+from ..transforms.weight_decay import add_decayed_weights_after_step
 
 
 def laprop(
@@ -39,7 +40,7 @@ def laprop(
     step ``steps_before_using_centered + 1`` on, :math:`v_t` is replaced by
     :math:`\max(v_t - \bar g_t^2, 0)`, :math:`\bar g_t` the EMA of
     :math:`g_t` with :math:`\beta_2`. The decay shrinks the params *after* the
-    step (:func:`gradtx.transforms.laprop.decay_after_step`).
+    step (:func:`gradtx.add_decayed_weights_after_step`).
 
     Same numbers as ``pytorch_optimizer.LaProp(foreach=False)`` with a
     constant learning rate. Its momentum accumulates :math:`\eta_s g_s/d_s`
@@ -84,7 +85,6 @@ def laprop(
             steps_before_using_centered=steps_before_using_centered,
             mu_dtype=mu_dtype,
         )
-    step = learning_rate_step(owner, learning_rate)
-    with _validate.renamed_errors("decay_after_step", owner):
-        decay = decay_after_step(learning_rate, weight_decay)
-    return chain(scaling, step, decay)
+    with _validate.renamed_errors("add_decayed_weights_after_step", owner):
+        decay = add_decayed_weights_after_step(weight_decay, learning_rate)
+    return chain(scaling, decay, learning_rate_step(owner, learning_rate))

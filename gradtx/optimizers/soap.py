@@ -8,7 +8,8 @@ from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.scaling import learning_rate_step
-from ..transforms.soap import add_decayed_weights_after_step, scale_by_soap
+from ..transforms.soap import scale_by_soap
+from ..transforms.weight_decay import add_decayed_weights_after_step
 
 
 def soap(

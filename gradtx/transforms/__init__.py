@@ -126,9 +126,7 @@ from .sign import scale_by_lion as scale_by_lion
 from .sign import scale_by_sign as scale_by_sign
 from .sm3 import ScaleBySM3State as ScaleBySM3State
 from .sm3 import scale_by_sm3 as scale_by_sm3
-from .soap import DecayAfterStepState as DecayAfterStepState
 from .soap import ScaleBySoapState as ScaleBySoapState
-from .soap import add_decayed_weights_after_step as add_decayed_weights_after_step
 from .soap import scale_by_soap as scale_by_soap
 from .sophia import HutchinsonState as HutchinsonState
 from .sophia import SophiaState as SophiaState
@@ -143,8 +141,12 @@ from .step_size_free import (
     scale_by_distance_over_gradients as scale_by_distance_over_gradients,
 )
 from .step_size_free import scale_by_polyak as scale_by_polyak
+from .weight_decay import DecayAfterStepState as DecayAfterStepState
 from .weight_decay import WeightDecaySchedule as WeightDecaySchedule
 from .weight_decay import add_decayed_weights as add_decayed_weights
+from .weight_decay import (
+    add_decayed_weights_after_step as add_decayed_weights_after_step,
+)
 from .yogi import scale_by_yogi as scale_by_yogi
 from .zoom_linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
 from .zoom_linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo

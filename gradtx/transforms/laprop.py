@@ -1,4 +1,4 @@
-"""LaProp: momentum of the RMS-normalised gradient, and decay after the step.
+"""LaProp: momentum of the RMS-normalised gradient.
 
 The alias, with the full rule and references, is :func:`gradtx.laprop`.
 """
@@ -11,10 +11,7 @@ import jax.numpy as jnp
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import (
-    NO_PARAMS_MSG,
-    EmptyState,
     GradientTransformation,
-    ScalarOrSchedule,
     Updates,
     check_state,
 )
@@ -119,62 +116,5 @@ def scale_by_laprop(
         )
         mean = out[3] if centered else ()
         return out[0], ScaleByLaPropState(count, out[1], out[2], mean)
-
-    return elementwise(GradientTransformation(init_fn, update_fn))
-
-
-class DecayAfterStepState(NamedTuple):
-    """The step count, kept when the rate or the decay is a schedule."""
-
-    count: chex.Array
-
-
-def decay_after_step(
-    learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 0.0
-) -> GradientTransformation:
-    """Decoupled decay of the *updated* params: ``u ← u − η·λ·(θ + u)``.
-
-    Placed after the learning-rate step, so that ``θ + u'`` equals
-    ``(θ + u)(1 − η λ)``: the params are first moved, then shrunk (LaProp's and
-    SOAP's order; AdamW's :func:`gradtx.add_decayed_weights` shrinks the old
-    params, ``O(η²λ)`` apart).
-
-    Args:
-      learning_rate: η, a number >= 0 or a schedule.
-      weight_decay: λ, a number >= 0 or a schedule.
-
-    Returns:
-      A :class:`GradientTransformation` that needs ``params`` in ``update``.
-    """
-    owner = "decay_after_step"
-    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
-    _validate.scalar_or_schedule(owner, "weight_decay", weight_decay)
-    scheduled = callable(learning_rate) or callable(weight_decay)
-    value = lambda x, count: x(count) if callable(x) else x
-
-    def init_fn(params):
-        del params
-        if scheduled:
-            return DecayAfterStepState(jnp.zeros([], jnp.int32))
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        count = state.count if scheduled else None
-        rate = value(learning_rate, count) * value(weight_decay, count)
-        if scheduled:
-            state = DecayAfterStepState(_maths.safe_increment(state.count))
-        elif isinstance(rate, (int, float)) and rate == 0:
-            return updates, state  # no decay: params not needed
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG.format(name=owner))
-        updates = map_leaves(
-            lambda u, p: u - rate * (p + u),
-            updates,
-            params,
-            names=["params"],
-            owner=owner,
-        )
-        return updates, state
 
     return elementwise(GradientTransformation(init_fn, update_fn))

@@ -84,3 +84,62 @@ def add_decayed_weights(
     if mask is None:
         return tx
     return masked(tx, mask)
+
+
+class DecayAfterStepState(NamedTuple):
+    """The step count of :func:`add_decayed_weights_after_step`."""
+
+    count: chex.Array
+
+
+def add_decayed_weights_after_step(
+    weight_decay: ScalarOrSchedule = 0.0,
+    learning_rate: ScalarOrSchedule = 1.0,
+    first_step: int = 0,
+) -> GradientTransformation:
+    r"""Decoupled weight decay of the stepped params: ``u ← (1 − ηλ)·u + λθ``.
+
+    Placed before the learning rate (``u ← −η·u``), the params become
+    :math:`\theta - \eta u' = (1 - \eta\lambda)(\theta - \eta u)`: the update
+    is taken first and the result decayed, as pytorch-optimizer's SOAP and
+    LaProp do (``p ← p − η·u; p ← (1 − ηλ)·p``); :func:`gradtx.soap` and
+    :func:`gradtx.laprop` use it. AdamW's :func:`add_decayed_weights`
+    decays the params before the update instead: the two differ by
+    :math:`\eta^2\lambda u`.
+
+    Args:
+      weight_decay: λ >= 0, or a schedule of the step count.
+      learning_rate: η >= 0 (the chain's), or a schedule of the step count.
+      first_step: calls before this one (counted from 0) pass the updates
+        through undecayed (SOAP's first step, which moves nothing: 1).
+
+    Returns:
+      A :class:`GradientTransformation` that needs ``params`` in ``update``.
+    """
+    owner = "add_decayed_weights_after_step"
+    _validate.scalar_or_schedule(owner, "weight_decay", weight_decay)
+    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
+    _validate.integer(owner, "first_step", first_step)
+
+    def init_fn(params):
+        del params
+        return DecayAfterStepState(count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError(NO_PARAMS_MSG.format(name=owner))
+        count = state.count
+        wd = weight_decay(count) if callable(weight_decay) else weight_decay
+        lr = learning_rate(count) if callable(learning_rate) else learning_rate
+        wd = jnp.where(count >= first_step, wd, 0.0)
+        decayed = map_leaves(
+            lambda u, p: u - lr * wd * u + wd * p,
+            updates,
+            params,
+            names=["params"],
+            owner=owner,
+        )
+        return decayed, DecayAfterStepState(_maths.safe_increment(count))
+
+    return elementwise(GradientTransformation(init_fn, update_fn))

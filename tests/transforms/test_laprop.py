@@ -10,7 +10,6 @@ import reference_modifiers as R
 from public_references import pytorch_optimizer
 
 import gradtx
-from gradtx.transforms.laprop import decay_after_step
 
 SHAPES = [(4, 4), (3,), (2, 3, 4), ()]
 STEPS = 30
@@ -63,15 +62,19 @@ def test_bfloat16_params_keep_dtype_and_stay_finite():
 
 
 def test_decay_after_step_shrinks_the_moved_params_and_takes_schedules():
-    tx = decay_after_step(lambda c: 0.5 * (c + 1), 0.2)
-    p, u = jnp.array([2.0]), jnp.array([-1.0])
+    lr = lambda c: 0.5 * (c + 1)
+    tx = gradtx.chain(
+        gradtx.add_decayed_weights_after_step(0.2, lr),
+        gradtx.scale_by_learning_rate(lr),
+    )
+    p, u = jnp.array([2.0]), jnp.array([1.0])
     s = tx.init(p)
     out, s = tx.update(u, s, p)
-    np.testing.assert_allclose(p + out, (p + u) * (1 - 0.5 * 0.2))
+    np.testing.assert_allclose(p + out, (p - 0.5 * u) * (1 - 0.5 * 0.2))
     out, s = tx.update(u, s, p)
-    np.testing.assert_allclose(p + out, (p + u) * (1 - 1.0 * 0.2))
-    with pytest.raises(ValueError, match="decay_after_step"):
-        decay_after_step(0.1, 0.1).update(u, (), None)
+    np.testing.assert_allclose(p + out, (p - 1.0 * u) * (1 - 1.0 * 0.2))
+    with pytest.raises(ValueError, match="add_decayed_weights_after_step"):
+        gradtx.add_decayed_weights_after_step(0.1, 0.1).update(u, s[0], None)
 
 
 @pytest.mark.parametrize(
