@@ -41,6 +41,7 @@ __all__ = [
     "MuonState",
     "check_ns_coeffs",
     "gram_newton_schulz",
+    "matrix_axes",
     "matrix_view",
     "muon_routing",
     "newton_schulz",
@@ -142,6 +143,17 @@ class MuonState(NamedTuple):
     count: chex.Array
     mu: Updates
     ns_coeffs: chex.Array
+
+
+def matrix_axes(owner: str, path: str, shape: tuple, dims: Any) -> tuple:
+    """``(reduction, matrix)``: the fan-in axes of a leaf, and fan-in + fan-out.
+
+    Checked as :func:`matrix_view` checks them (a non-matrix leaf raises
+    naming ``path``).
+    """
+    matrix_view(owner, path, shape, dims)
+    red = _axes(len(shape), dims.reduction_axis)
+    return red, tuple(sorted(red + _axes(len(shape), dims.output_axis)))
 
 
 def check_ns_coeffs(owner, ns_coeffs, ns_steps):
