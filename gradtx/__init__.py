@@ -104,6 +104,7 @@ from .optimizers.mars import mars_adamw
 from .optimizers.moments import adagrad, rmsprop, sgd
 from .optimizers.muon import muon
 from .optimizers.noise import noisy_sgd
+from .optimizers.normuon import normuon
 from .optimizers.novograd import novograd
 from .optimizers.optimistic import (
     optimistic_adam,
@@ -226,6 +227,7 @@ from .transforms.moments import (
 )
 from .transforms.muon import MuonDimensionNumbers, MuonState, scale_by_muon
 from .transforms.noise import AddNoiseState, add_noise
+from .transforms.normuon import NorMuonState, scale_by_normuon
 from .transforms.novograd import ScaleByNovogradState, scale_by_novograd
 from .transforms.optimistic import (
     ScaleByOptimisticGradientState,
@@ -343,6 +345,7 @@ __all__ = [
     "MuonDimensionNumbers",
     "MuonState",
     "NonNegativeParamsState",
+    "NorMuonState",
     "OptState",
     "Packed",
     "Params",
@@ -473,6 +476,7 @@ __all__ = [
     "nnls",
     "noisy_sgd",
     "normalize_by_update_norm",
+    "normuon",
     "novograd",
     "optimistic_adam",
     "optimistic_adam_v2",
@@ -523,6 +527,7 @@ __all__ = [
     "scale_by_lion",
     "scale_by_mars",
     "scale_by_muon",
+    "scale_by_normuon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
     "scale_by_param_block_norm",

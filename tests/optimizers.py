@@ -73,6 +73,16 @@ OPTIMIZERS = [
         dict(learning_rate=2e-2, weight_decay=1e-4),
     ),
     ("muon", "muon", dict(learning_rate=2e-2)),
+    (
+        "muon_polar_express_gram",
+        "muon",
+        dict(
+            learning_rate=2e-2,
+            ns_coeffs="polar_express",
+            ns_method="gram_newton_schulz",
+        ),
+    ),
+    ("normuon", "normuon", dict(learning_rate=2e-2)),
     ("adopt", "adopt", dict(learning_rate=5e-3, b2=0.99)),
     ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
     ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
@@ -149,6 +159,8 @@ NOT_COMPARABLE_TO_OPTAX = {
     "rprop": "Optax 0.2.8 returns the previous step's update (optax#1725)",
     "sm3": "Optax 0.2.8 fails on scalar and zero-size leaves",
     "muon": "Optax 0.2.8 divides by zero on a (0, 3) leaf (its fan-in is 0)",
+    "normuon": "no Optax counterpart: tests/transforms/test_normuon.py compares it "
+    "with pytorch_optimizer.NorMuon",
     "adam_8bit": "no Optax counterpart: 8-bit state",
     "adamw_8bit": "no Optax counterpart: 8-bit state",
     "sgd_8bit": "no Optax counterpart: 8-bit state",
@@ -205,6 +217,7 @@ ALIASES = [
     "schedule_free_sgd",
     "schedule_free_adamw",
     "muon",
+    "normuon",
     "adopt",
     "ademamix",
     "simplified_ademamix",

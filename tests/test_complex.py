@@ -365,6 +365,8 @@ def test_every_table_optimizer_is_classified():
         "adafactor_momentum": "the float32-state test (dtype_momentum)",
         "noisy_sgd": "the noise-variance test",
         "muon": "the Newton–Schulz test; the rest is Adam and linear maps",
+        "muon_polar_express_gram": "as muon (the Gram iteration uses Xᴴ too)",
+        "normuon": "as muon, and |u|² in its row statistics",
         "schedule_free_sgd": "as schedule_free_adamw_wd, without Adam",
         "adamw_8bit_float": "adamw_8bit: rejected",
         "sgd_8bit_nesterov": "sgd_8bit: rejected",

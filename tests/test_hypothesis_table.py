@@ -77,6 +77,8 @@ ULPS = {
     "prodigy": 16,
     # Five Newton-Schulz iterations of small matmuls accumulate it (17 seen).
     "muon": 64,
+    "muon_polar_express_gram": 64,
+    "normuon": 64,
     # n ← g² + b2·(n − g²), the order Optax rounds in: the subtraction loses
     # ulp(g²) = ulp(n)/(1 − b2), up to 1000 ulps of n at b2 = 0.999.
     "simplified_ademamix": 4096,

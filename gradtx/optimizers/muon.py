@@ -14,6 +14,7 @@ from ..transforms.muon import (
     scale_by_muon,
     scale_by_shape,
 )
+from ..transforms.newton_schulz import check_ns_method, resolve_ns_coeffs
 from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 from .adam import adamw
@@ -39,6 +40,7 @@ def muon(
     adam_learning_rate: ScalarOrSchedule | None = None,
     muon_weight_dimension_numbers: Any = None,
     consistent_rms: chex.Numeric | None = None,
+    ns_method: str = "newton_schulz",
 ) -> GradientTransformation:
     r"""Muon: MomentUm Orthogonalized by Newton–Schulz, AdamW for the rest.
 
@@ -68,7 +70,16 @@ def muon(
     \rho` the width factor becomes :math:`\rho \sqrt{\max(\text{fan\_in},
     \text{fan\_out})}`. Same numbers and state as Optax's ``contrib.muon``;
     bfloat16 matrices are orthogonalised in float32, and see
-    :func:`gradtx.scale_by_muon` for the stricter checks.
+    :func:`gradtx.scale_by_muon` for the stricter checks. Matrices of one
+    shape are orthogonalised together, as one batched call.
+
+    Against ``pytorch_optimizer.Muon`` (4.1.0, with its Newton–Schulz run in
+    the params' dtype): the same step with ``nesterov=False`` and
+    ``muon_weight_dimension_numbers=MuonDimensionNumbers(1, 0)`` (its
+    width factor reads a weight as (fan-out, fan-in)); ``consistent_rms=0.2``
+    is its ``use_adjusted_lr``. Its Nesterov momentum is not bias-corrected,
+    which this alias cannot express (``scale_by_muon(bias_correction=False)``
+    can), and it clamps the norm at 1e-7 where Muon adds ``eps``.
 
     References: Jordan et al., 2024, "Muon: An optimizer for hidden layers in
     neural networks" (and the modded-nanogpt speedrun); Bernstein & Newhouse,
@@ -80,7 +91,10 @@ def muon(
     Args:
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
       ns_coeffs: :math:`(c_0, c_1, c_2)`, one triple per step, or a preset
-        name: ``"standard"`` or ``"dion"``.
+        name: ``"standard"``, ``"dion"``, or pytorch-optimizer 4.1.0's
+        ``"original"`` (= ``"standard"``), ``"quintic"`` (= ``"dion"``'s rows)
+        and ``"polar_express"`` (Amsel et al., 2025), whose ``ns_steps`` rows
+        are the table's first ones, the last repeated as needed.
       ns_steps: :math:`K`, the number of Newton–Schulz steps.
       beta: :math:`\beta`, the momentum decay, in [0, 1).
       eps: :math:`\epsilon` >= 0 (Muon's normalisation and AdamW's).
@@ -99,6 +113,10 @@ def muon(
         with the structure of the params or a prefix of it; default: Muon for
         every 2-D leaf.
       consistent_rms: :math:`\rho` >= 0, or ``None`` for the width factor.
+      ns_method: ``"newton_schulz"``, or ``"gram_newton_schulz"``: the same
+        iteration carried out on the Gram matrix :math:`X X^\top`
+        (:func:`gradtx.transforms.gram_newton_schulz`; cheaper for wide
+        matrices).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -120,13 +138,9 @@ def muon(
     _validate.scalar_or_schedule(owner, "adam_weight_decay", adam_weight_decay)
     if adam_learning_rate is None:
         adam_learning_rate = learning_rate
-    if isinstance(ns_coeffs, str):
-        if ns_coeffs not in NS_COEFFS_PRESETS:
-            raise ValueError(
-                f"{owner}: `ns_coeffs` preset must be one of "
-                f"{list(NS_COEFFS_PRESETS)}, got {ns_coeffs!r}."
-            )
-        ns_coeffs = NS_COEFFS_PRESETS[ns_coeffs]
+    _validate.integer(owner, "ns_steps", ns_steps)
+    ns_coeffs = resolve_ns_coeffs(owner, ns_coeffs, ns_steps)
+    check_ns_method(owner, ns_method, preconditioning)
     labels, dims = muon_routing(muon_weight_dimension_numbers)
     muon_part = chain(
         scale_by_muon(
@@ -139,6 +153,7 @@ def muon(
             adaptive=adaptive,
             preconditioning=preconditioning,
             weight_dimension_numbers=dims,
+            ns_method=ns_method,
         ),
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),

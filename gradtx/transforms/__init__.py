@@ -105,8 +105,12 @@ from .moments import trace as trace
 from .muon import MuonDimensionNumbers as MuonDimensionNumbers
 from .muon import MuonState as MuonState
 from .muon import scale_by_muon as scale_by_muon
+from .newton_schulz import gram_newton_schulz as gram_newton_schulz
+from .newton_schulz import newton_schulz as newton_schulz
 from .noise import AddNoiseState as AddNoiseState
 from .noise import add_noise as add_noise
+from .normuon import NorMuonState as NorMuonState
+from .normuon import scale_by_normuon as scale_by_normuon
 from .novograd import ScaleByNovogradState as ScaleByNovogradState
 from .novograd import scale_by_novograd as scale_by_novograd
 from .optimistic import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
@@ -171,6 +175,7 @@ __all__ = [
     "MuonDimensionNumbers",
     "MuonState",
     "NonNegativeParamsState",
+    "NorMuonState",
     "PartitionState",
     "ProdigyState",
     "ScaleByAdaDeltaState",
@@ -222,12 +227,14 @@ __all__ = [
     "ema",
     "flatten",
     "freeze",
+    "gram_newton_schulz",
     "hutchinson_estimator_diag_hessian",
     "keep_params_nonnegative",
     "masked",
     "measure_with_ema",
     "monitor",
     "named_chain",
+    "newton_schulz",
     "normalize_by_update_norm",
     "partition",
     "per_example_global_norm_clip",
@@ -251,6 +258,7 @@ __all__ = [
     "scale_by_lion",
     "scale_by_mars",
     "scale_by_muon",
+    "scale_by_normuon",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
     "scale_by_param_block_norm",

@@ -1,10 +1,11 @@
 """Muon: momentum orthogonalised by a Newton–Schulz iteration.
 
-The iteration maps a matrix ``G = U S Vᵀ`` to roughly ``U S' Vᵀ`` with every
-singular value ``S'_ii`` pushed into about [0.7, 1.2]: a cheap, matmul-only
-stand-in for the polar factor ``U Vᵀ``. Arrays of higher rank are viewed as a
-batch of matrices through :class:`MuonDimensionNumbers`. The alias, with the
-full rule and references, is :func:`gradtx.muon`.
+The iteration (:mod:`.newton_schulz`) maps a matrix ``G = U S Vᵀ`` to
+roughly ``U S' Vᵀ`` with every singular value ``S'_ii`` pushed into about
+[0.7, 1.2]: a cheap, matmul-only stand-in for the polar factor ``U Vᵀ``.
+Arrays of higher rank are viewed as a batch of matrices through
+:class:`MuonDimensionNumbers`. The alias, with the full rule and references,
+is :func:`gradtx.muon`.
 """
 
 import math
@@ -20,22 +21,35 @@ from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state, init_empty_state
 from .._core.lifting import flatten_like, leaf_paths, map_leaves, state_zeros_like
-from .._core.placement import auto_axes
 from ..combinators.masked import MaskedNode
+from .newton_schulz import (
+    NS_COEFFS_PRESETS,
+    NS_METHODS,
+    PRECONDITIONINGS,
+    check_ns_method,
+    gram_newton_schulz,
+    newton_schulz,
+    orthogonalize_grouped,
+    resolve_ns_coeffs,
+)
 
-PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
-NS_COEFFS_PRESETS = {
-    "standard": (3.4445, -4.7750, 2.0315),
-    "dion": (
-        (4.0848, -6.8946, 2.9270),
-        (3.9505, -6.3029, 2.6377),
-        (3.7418, -5.5913, 2.3037),
-        (2.8769, -3.1427, 1.2046),
-        (2.8366, -3.0525, 1.2012),
-    ),
-}
-# The floor of the row sums (AOL) and of the Schatten-4 norm: fixed, as in Optax.
-_PRECONDITION_FLOOR = 1e-8
+__all__ = [
+    "NS_COEFFS_PRESETS",
+    "NS_METHODS",
+    "PRECONDITIONINGS",
+    "MuonDimensionNumbers",
+    "MuonState",
+    "check_ns_coeffs",
+    "gram_newton_schulz",
+    "matrix_axes",
+    "matrix_view",
+    "muon_routing",
+    "newton_schulz",
+    "orthogonalize_tree",
+    "resolve_dims",
+    "scale_by_muon",
+    "scale_by_shape",
+]
 
 
 class MuonDimensionNumbers(NamedTuple):
@@ -60,8 +74,11 @@ def _axes(x_ndim: int, axes: Sequence[int] | int) -> tuple[int, ...]:
     return tuple(a % x_ndim for a in axes)
 
 
-def _matrix_view(owner: str, path: str, shape: tuple, dims: Any):
-    """``(to_batch, from_batch, fan_in, fan_out)`` for a leaf of ``shape``."""
+def matrix_view(owner: str, path: str, shape: tuple, dims: Any):
+    """``(to_batch, from_batch, fan_in, fan_out)`` for a leaf of ``shape``.
+
+    ``to_batch`` views the leaf as ``(batch, fan_in, fan_out)`` matrices.
+    """
     if not _is_dim_nums(dims):
         raise ValueError(
             f"{owner}: leaf {path} needs a MuonDimensionNumbers, got {dims!r}."
@@ -90,84 +107,32 @@ def _matrix_view(owner: str, path: str, shape: tuple, dims: Any):
     return to_batch, from_batch, flat[1], flat[2]
 
 
-def _ns_step(x, c):
-    """One quintic step ``c0·X + (c1·A + c2·A²)·X`` with ``A = X Xᴴ``."""
-    a = x @ x.T.conj()
-    b = c[1] * a + (c[2] * a) @ a
-    return c[0] * x + b @ x
+def _view_key(ndim: int, dims: Any) -> tuple:
+    return (_axes(ndim, dims.reduction_axis), _axes(ndim, dims.output_axis))
 
 
-def _first_step(x, c, preconditioning):
-    """The first step, rescaling ``X`` by AOL row sums or the Schatten-4 norm."""
-    if preconditioning == "aol":
-        a = x @ x.T.conj()
-        s = jax.lax.rsqrt(jnp.clip(jnp.abs(a).sum(axis=-1), min=_PRECONDITION_FLOOR))
-        s = s[:, None]
-        x, a = x * s, a * s * s.T
-    else:  # schatten
-        a = x @ x.T.conj()
-        s = jax.lax.rsqrt(jnp.clip(jnp.linalg.norm(a), min=_PRECONDITION_FLOOR))
-        x, a = x * s, a * s**2
-    b = c[1] * a + (c[2] * a) @ a
-    return c[0] * x + b @ x
+def orthogonalize_tree(
+    owner: str,
+    tree: Any,
+    weight_dimension_numbers: Any,
+    orthogonalize: Callable,
+    coeffs: chex.Array,
+) -> Any:
+    """``orthogonalize(matrix, coeffs)`` on every matrix of every leaf.
 
-
-def newton_schulz(
-    x: chex.Array,
-    ns_coeffs: chex.Array,
-    ns_steps: int = 5,
-    preconditioning: str = "frobenius",
-    eps: chex.Numeric = 1e-8,
-) -> chex.Array:
-    """Approximately orthogonalises the matrix ``x`` by Newton–Schulz steps.
-
-    The wider orientation is used (``x`` is transposed when it has more rows
-    than columns, and back), so ``X Xᴴ`` is the smaller Gram matrix. With
-    ``"frobenius"`` (or ``"spectral"``) preconditioning ``x`` is first divided
-    by its Frobenius (spectral) norm plus ``eps``; ``"aol"`` and ``"schatten"``
-    rescale inside the first step instead.
-
-    Args:
-      x: a 2-D array.
-      ns_coeffs: ``(c0, c1, c2)``, used ``ns_steps`` times (an unrolled loop),
-        or shape ``(n, 3)``: one row per step (a ``lax.scan``, as in Optax).
-      ns_steps: the number of steps for a single triple.
-      preconditioning: one of ``"frobenius"``, ``"spectral"``, ``"aol"``,
-        ``"schatten"``.
-      eps: ε >= 0 added to the norm.
-
-    Returns:
-      An array of the shape of ``x``, singular values near 1.
+    Leaves are viewed as matrices through ``weight_dimension_numbers`` (as in
+    :func:`scale_by_muon`); leaves of one shape, view, dtype and placement go
+    through one batched call (:func:`orthogonalize_grouped`).
     """
-    transposed = x.shape[0] > x.shape[1]
-    if transposed:
-        x = x.T
-    if preconditioning == "frobenius":
-        x = x / (jnp.linalg.norm(x) + eps)
-    elif preconditioning == "spectral":
-        x = x / (jnp.linalg.norm(x, ord=2) + eps)
-    coeffs = ns_coeffs.astype(x.dtype)
-    special_first = preconditioning in ("aol", "schatten")
-
-    def step(i, x, c):
-        if not special_first:
-            return _ns_step(x, c)
-        if isinstance(i, int):
-            return _first_step(x, c, preconditioning) if i == 0 else _ns_step(x, c)
-        first = lambda x: _first_step(x, c, preconditioning)
-        return jax.lax.cond(i == 0, first, lambda x: _ns_step(x, c), x)
-
-    if coeffs.ndim == 1:
-        for i in range(int(ns_steps)):
-            x = step(i, x, coeffs)
-    else:
-
-        def body(carry, c):
-            i, x = carry
-            return (i + 1, step(i, x, c)), None
-
-        (_, x), _ = jax.lax.scan(body, (jnp.zeros((), jnp.int32), x), coeffs)
-    return x.T if transposed else x
+    leaves, treedef = jax.tree.flatten(tree)
+    views = []
+    for (path, dims), x in zip(
+        resolve_dims(owner, weight_dimension_numbers, tree), leaves, strict=True
+    ):
+        to_batch, from_batch, _, _ = matrix_view(owner, path, x.shape, dims)
+        views.append((_view_key(x.ndim, dims), to_batch, from_batch))
+    out = orthogonalize_grouped(leaves, views, orthogonalize, coeffs)
+    return treedef.unflatten(out)
 
 
 class MuonState(NamedTuple):
@@ -180,7 +145,18 @@ class MuonState(NamedTuple):
     ns_coeffs: chex.Array
 
 
-def _check_ns(owner, ns_coeffs, ns_steps):
+def matrix_axes(owner: str, path: str, shape: tuple, dims: Any) -> tuple:
+    """``(reduction, matrix)``: the fan-in axes of a leaf, and fan-in + fan-out.
+
+    Checked as :func:`matrix_view` checks them (a non-matrix leaf raises
+    naming ``path``).
+    """
+    matrix_view(owner, path, shape, dims)
+    red = _axes(len(shape), dims.reduction_axis)
+    return red, tuple(sorted(red + _axes(len(shape), dims.output_axis)))
+
+
+def check_ns_coeffs(owner, ns_coeffs, ns_steps):
     _validate.integer(owner, "ns_steps", ns_steps)
     if any(isinstance(c, jax.core.Tracer) for c in jax.tree.leaves(ns_coeffs)):
         return  # traced coefficients: checked by shape in `init`
@@ -198,7 +174,7 @@ def _check_ns(owner, ns_coeffs, ns_steps):
         )
 
 
-def _resolve_dims(owner, weight_dimension_numbers, updates):
+def resolve_dims(owner, weight_dimension_numbers, updates):
     """One :class:`MuonDimensionNumbers` per leaf of ``updates``, with its path."""
     leaves, treedef = jax.tree.flatten(updates)
     dims = weight_dimension_numbers
@@ -222,12 +198,15 @@ def scale_by_muon(
     adaptive: bool = False,
     preconditioning: str = "frobenius",
     weight_dimension_numbers: Any = None,
+    ns_method: str = "newton_schulz",
+    bias_correction: bool = True,
 ) -> GradientTransformation:
     """Muon scaling: ``u = NS(m̂)``, the Newton–Schulz orthogonalised momentum.
 
     ``m ← β·m + (1 − β)·g`` is bias-corrected (Nesterov: ``m̂ = β·m/(1 − β^{t+1})
     + (1 − β)·g/(1 − β^t)``); each matrix leaf of ``m̂`` then goes through
-    ``ns_steps`` quintic steps (:func:`newton_schulz`). With ``adaptive``, the
+    ``ns_steps`` quintic steps (:func:`newton_schulz`; leaves of one shape
+    go through one batched call). With ``adaptive``, the
     result is scaled by ``⟨m̂, NS(m̂)⟩`` (the dual norm, Bernstein & Newhouse
     2024). See :func:`gradtx.muon` for the full rule and references.
 
@@ -239,7 +218,9 @@ def scale_by_muon(
 
     Args:
       ns_coeffs: ``(c0, c1, c2)`` used at every step, or one triple per step
-        (at most ``ns_steps`` of them; then ``ns_steps`` is not used).
+        (at most ``ns_steps`` of them; then ``ns_steps`` is not used), or a
+        preset name: ``"standard"``, ``"dion"``, ``"original"``,
+        ``"quintic"``, ``"polar_express"`` (:data:`NS_COEFFS_PRESETS`).
       ns_steps: number of Newton–Schulz steps, >= 0.
       beta: decay of the momentum, in [0, 1).
       eps: ε >= 0 added to the norm that scales each matrix first.
@@ -251,22 +232,27 @@ def scale_by_muon(
       weight_dimension_numbers: a tree of :class:`MuonDimensionNumbers` with
         the structure of the params, or a function of the updates returning
         one; ``None``: every leaf is a matrix ``(fan_in, fan_out)``.
+      ns_method: ``"newton_schulz"`` or ``"gram_newton_schulz"``
+        (:func:`gram_newton_schulz`: the same map, iterated on ``X Xᴴ``).
+      bias_correction: ``False``: ``m̂ = β·m + (1 − β)·g`` (Nesterov) or
+        ``m̂ = m``, as Jordan's Muon and pytorch-optimizer do.
 
     Returns:
       A :class:`GradientTransformation` with state :class:`MuonState`.
     """
     owner = "scale_by_muon"
-    _check_ns(owner, ns_coeffs, ns_steps)
+    _validate.integer(owner, "ns_steps", ns_steps)
+    ns_coeffs = resolve_ns_coeffs(owner, ns_coeffs, ns_steps)
+    check_ns_coeffs(owner, ns_coeffs, ns_steps)
     _validate.decay(owner, "beta", beta)
     _validate.non_negative(owner, "eps", eps)
     mu_dtype = _validate.float_dtype(owner, "mu_dtype", mu_dtype, complex_ok=True)
     _validate.flag(owner, "nesterov", nesterov)
     _validate.flag(owner, "adaptive", adaptive)
-    if preconditioning not in PRECONDITIONINGS:
-        raise ValueError(
-            f"{owner}: `preconditioning` must be one of {PRECONDITIONINGS}, got "
-            f"{preconditioning!r}."
-        )
+    _validate.flag(owner, "bias_correction", bias_correction)
+    check_ns_method(owner, ns_method, preconditioning)
+    method = newton_schulz if ns_method == "newton_schulz" else gram_newton_schulz
+    orthogonalize = lambda x, c: method(x, c, ns_steps, preconditioning, eps)
 
     def init_fn(params):
         return MuonState(
@@ -281,35 +267,30 @@ def scale_by_muon(
         count = _maths.safe_increment(state.count)
         c1 = _maths.debias_factor(beta, count)
         c1_next = _maths.debias_factor(beta, _maths.safe_increment(count))
-        # map_leaves visits the leaves in order: one (path, dims) pair each.
-        dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
 
-        def leaf(g, mu):
-            path, dim_nums = next(dims)
+        def momentum(g, mu):
             mu = _maths.ema(g, mu, beta)
-            if nesterov:
+            if not bias_correction:
+                mu_hat = beta * mu + _maths.one_minus(beta) * g if nesterov else mu
+            elif nesterov:
                 mu_hat = beta * (mu / c1_next) + _maths.one_minus(beta) * (g / c1)
             else:
                 mu_hat = mu / c1
-            to_batch, from_batch, _, _ = _matrix_view(owner, path, g.shape, dim_nums)
-            ortho = jax.vmap(
-                lambda x, c: newton_schulz(x, c, ns_steps, preconditioning, eps),
-                in_axes=(0, None),
-            )
-            # Explicit axes: the iteration multiplies whole matrices.
-            step = auto_axes(
-                lambda m, c: from_batch(ortho(to_batch(m), c)),
-                mu_hat,
-                state.ns_coeffs,
-                out_like=mu_hat,
-            )
-            if adaptive:
-                step = jnp.sum(mu_hat.conj() * step).real * step
-            return step, mu
+            return g, mu, mu_hat  # m̂ stays in the maths dtype (float32+)
 
-        updates, mu = map_leaves(
-            leaf, updates, state.mu, names=["mu"], owner=owner, nout=2
+        _, mu, mu_hat = map_leaves(
+            momentum, updates, state.mu, names=["mu"], owner=owner, nout=3
         )
+        steps = orthogonalize_tree(
+            owner, mu_hat, weight_dimension_numbers, orthogonalize, state.ns_coeffs
+        )
+
+        def finish(g, m_hat, step):
+            if adaptive:
+                step = jnp.sum(m_hat.conj() * step).real * step
+            return step
+
+        updates = map_leaves(finish, updates, mu_hat, steps, owner=owner)
         return updates, MuonState(count=count, mu=mu, ns_coeffs=state.ns_coeffs)
 
     return GradientTransformation(init_fn, update_fn)
@@ -339,11 +320,11 @@ def scale_by_shape(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        dims = iter(_resolve_dims(owner, weight_dimension_numbers, updates))
+        dims = iter(resolve_dims(owner, weight_dimension_numbers, updates))
 
         def leaf(g):
             path, dim_nums = next(dims)
-            _, _, fan_in, fan_out = _matrix_view(owner, path, g.shape, dim_nums)
+            _, _, fan_in, fan_out = matrix_view(owner, path, g.shape, dim_nums)
             if consistent_rms is None:
                 if fan_in == 0:  # an empty matrix: nothing to scale
                     return g

@@ -40,6 +40,8 @@ SHAPES = {shape: name for name, (shape, *_) in LEAVES.items()}
 # elementwise or a reduction: at most an all-reduce, never a gather.
 GATHERS = {
     "muon": "Newton-Schulz multiplies whole matrices",
+    "muon_polar_express_gram": "Newton-Schulz multiplies whole matrices",
+    "normuon": "Newton-Schulz multiplies whole matrices",
     "prodigy": "the overflow rescue of its per-leaf norms concatenates leaves",
     "fromage": "the overflow rescue of its per-leaf norms concatenates leaves",
     "lars": "the overflow rescue of its per-leaf norms concatenates leaves",
