@@ -20,7 +20,6 @@ behaves, and what a step costs, not which one is best.
 """
 
 import argparse
-import functools
 import pathlib
 import time
 
@@ -28,7 +27,12 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from quickstart import init_mlp, load_data, loss_and_accuracy  # same data and MLP
+from quickstart import (  # the same data, network and training step
+    init_mlp,
+    load_data,
+    loss_and_accuracy,
+    make_train_step,
+)
 
 import gradtx as gtx
 
@@ -55,18 +59,6 @@ def optimizers(total_steps):
         ),
         "PSGD-Kron": gtx.psgd_kron(cosine(1e-3)),
     }
-
-
-def make_train_step(optimizer):
-    loss_grad = jax.value_and_grad(loss_and_accuracy, has_aux=True)
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, batch):
-        (loss, _), grads = loss_grad(params, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return gtx.apply_updates(params, updates), opt_state, loss
-
-    return train_step
 
 
 def train(optimizer, params, train_data, batches):
