@@ -62,7 +62,7 @@ def transformer_tree(d: int, layers: int, seed: int = 0) -> tuple[dict, dict]:
     for i in range(layers):
         for name, shape in shapes.items():
             key = f"layer{i}_{name}"
-            params[key] = rng.standard_normal(shape).astype(np.float32) / np.sqrt(d)
+            params[key] = (rng.standard_normal(shape) / np.sqrt(d)).astype(np.float32)
             grads[key] = 1e-3 * rng.standard_normal(shape).astype(np.float32)
     return params, grads
 
@@ -254,11 +254,19 @@ class _TorchColumn:
             self.optimizer.step()
 
     def state_bytes(self) -> int:
+        """Bytes of the tensors in the state, inside lists (SOAP's factors) too."""
+
+        def nbytes(value: Any) -> int:
+            if isinstance(value, (list, tuple)):
+                return sum(nbytes(v) for v in value)
+            if hasattr(value, "element_size"):
+                return value.numel() * value.element_size()
+            return 0
+
         return sum(
-            value.numel() * value.element_size()
+            nbytes(value)
             for per_param in self.optimizer.state.values()
             for value in per_param.values()
-            if hasattr(value, "element_size")
         )
 
 
