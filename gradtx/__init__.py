@@ -96,6 +96,7 @@ from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
 from .optimizers.belief import adabelief
 from .optimizers.factored import adafactor
+from .optimizers.kron import psgd_kron
 from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
 from .optimizers.moments import adagrad, rmsprop, sgd
@@ -196,6 +197,7 @@ from .transforms.constraints import (
     zero_nans,
 )
 from .transforms.factored import FactoredState, scale_by_factored_rms
+from .transforms.kron import KronState, precond_update_prob_schedule, scale_by_kron
 from .transforms.layerwise import (
     ScaleByTrustRatioState,
     scale_by_param_block_norm,
@@ -319,6 +321,7 @@ __all__ = [
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
     "KahanSummationState",
+    "KronState",
     "LookaheadParams",
     "LookaheadState",
     "MaskOrFn",
@@ -470,7 +473,9 @@ __all__ = [
     "polyak_sgd",
     "polynomial_schedule",
     "power_iteration",
+    "precond_update_prob_schedule",
     "prodigy",
+    "psgd_kron",
     "quantize_8bit",
     "radam",
     "reduce_on_plateau",
@@ -495,6 +500,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",

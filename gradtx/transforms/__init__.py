@@ -79,6 +79,9 @@ from .constraints import keep_params_nonnegative as keep_params_nonnegative
 from .constraints import zero_nans as zero_nans
 from .factored import FactoredState as FactoredState
 from .factored import scale_by_factored_rms as scale_by_factored_rms
+from .kron import KronState as KronState
+from .kron import precond_update_prob_schedule as precond_update_prob_schedule
+from .kron import scale_by_kron as scale_by_kron
 from .layerwise import scale_by_param_block_norm as scale_by_param_block_norm
 from .layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from .layerwise import scale_by_trust_ratio as scale_by_trust_ratio
@@ -150,6 +153,7 @@ __all__ = [
     "EmaState",
     "FactoredState",
     "HutchinsonState",
+    "KronState",
     "MaskedNode",
     "MaskedState",
     "MonitorState",
@@ -214,6 +218,7 @@ __all__ = [
     "partition",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
+    "precond_update_prob_schedule",
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
@@ -226,6 +231,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
