@@ -143,37 +143,32 @@ def _gram(x, axis, diag):
 def norm_lower_bound(a: chex.Array) -> chex.Array:
     """A cheap lower bound of the spectral norm of the square matrix ``a``.
 
-    One power-iteration step from the row or column of largest norm (Li's
-    estimate: in practice within a factor √2 of ``‖a‖₂``); 0 for ``a = 0``.
+    One power-iteration step from the column (or row, whichever has the
+    larger norm) of largest norm: Li's estimate, in practice within a factor
+    √2 of ``‖a‖₂``; 0 for ``a = 0``. Both candidates are formed (two
+    matrix-vector products) and one is selected: no branch to compile.
     """
     top = jnp.max(jnp.abs(a))
-
-    def estimate(a):
-        b = a / top
-        sq = b * b
-        col, row = jnp.sum(sq, axis=0), jnp.sum(sq, axis=1)
-        i, j = jnp.argmax(col), jnp.argmax(row)
-
-        def from_column():
-            x = b[:, i] @ b
-            return top * jnp.linalg.norm((x / jnp.linalg.norm(x)) @ b.T)
-
-        def from_row():
-            x = b @ b[j, :]
-            return top * jnp.linalg.norm(b.T @ (x / jnp.linalg.norm(x)))
-
-        return jax.lax.cond(col[i] > row[j], from_column, from_row)
-
-    return jax.lax.cond(top > 0, estimate, lambda a: top, a)
+    b = a / jnp.where(top > 0, top, 1)
+    col, row = jnp.sum(b * b, axis=0), jnp.sum(b * b, axis=1)
+    i, j = jnp.argmax(col), jnp.argmax(row)
+    unit = lambda x: x / jnp.where(jnp.any(x != 0), jnp.linalg.norm(x), 1)
+    from_column = jnp.linalg.norm(unit(b[:, i] @ b) @ b.T)
+    from_row = jnp.linalg.norm(b.T @ unit(b @ b[j, :]))
+    return top * jnp.where(col[i] > row[j], from_column, from_row)
 
 
-def _balance(qs):
-    """The factors rescaled to equal max-norms (their product is unchanged)."""
+def _balance(qs, do_balance):
+    """The factors rescaled to equal max-norms (their product is unchanged)
+    where ``do_balance``."""
     if len(qs) < 2:
         return qs
     norms = jnp.stack([jnp.max(jnp.abs(q)) for q in qs])
     mean = jnp.prod(norms) ** (1 / len(qs))
-    return [q * (mean / n) for q, n in zip(qs, norms, strict=True)]
+    return [
+        jnp.where(do_balance, q * (mean / n), q)
+        for q, n in zip(qs, norms, strict=True)
+    ]
 
 
 def _fit(qs, g, v, lr):
@@ -220,7 +215,7 @@ def _kron_leaf(m, g_fit, qs, probe, decide, lr):
     qs = [q.astype(work) for q in qs]
 
     def fitted(qs):
-        qs = jax.lax.cond(do_balance, _balance, lambda qs: qs, qs)
+        qs = _balance(qs, do_balance)
         damping = jnp.sqrt(jnp.finfo(jnp.float32).eps).astype(work)
         g = g_fit + damping * jnp.mean(jnp.abs(g_fit)) * probe
         return _fit(qs, g, probe, lr)
