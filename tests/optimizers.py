@@ -121,6 +121,12 @@ OPTIMIZERS = [
     ("acprop", "acprop", dict(learning_rate=1e-2, b2=0.99, eps=1e-3)),
     ("dadapt_adamw", "dadapt_adamw", dict(learning_rate=0.3)),
     ("galore", "galore", dict(learning_rate=2e-2, rank=2, update_proj_gap=50)),
+    # PSGD-Kron's update has an RMS of about 1: a decaying learning rate lands it
+    (
+        "psgd_kron",
+        "psgd_kron",
+        dict(learning_rate=gradtx.exponential_decay(1e-2, 1000, 0.1), weight_decay=0.0),
+    ),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -140,6 +146,8 @@ NOT_COMPARABLE_TO_OPTAX = {
     "sgd_8bit": "no Optax counterpart: 8-bit state",
     "galore": "Optax 0.2.8's galore fails on None leaves (its init reads each "
     "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
+    "psgd_kron": "no Optax counterpart: step for step psgd-jax 0.2.9 "
+    "(tests/transforms/test_kron.py)",
     "dowg": "with x64 and mixed float32/float64 leaves Optax rounds its initial "
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
@@ -197,6 +205,7 @@ ALIASES = [
     "adam_8bit",
     "adamw_8bit",
     "sgd_8bit",
+    "psgd_kron",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

@@ -108,6 +108,8 @@ EXPECTED = {
     "dadapt_adamw": ("elem>all nan poisoned", "elem>all nan poisoned"),
     # one low-rank projection (an SVD) per matrix: the leaf is coupled
     "galore": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
+    # Kronecker factors fitted to the whole leaf: the leaf is coupled
+    "psgd_kron": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
 }
 
 

@@ -455,6 +455,7 @@ NOT_ELEMENTWISE = {
     "sgd_8bit": "trace_8bit",
     "sgd_8bit_nesterov": "trace_8bit",
     "galore": "scale_by_galore",
+    "psgd_kron": "scale_by_kron",
 }
 
 

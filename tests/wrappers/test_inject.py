@@ -145,6 +145,8 @@ STATIC = (
     "min_size",
     "rank",  # galore: shapes of the projection
     "update_proj_gap",
+    "max_size_triangular",  # psgd_kron: which factors are triangular
+    "min_ndim_triangular",
 )
 
 
