@@ -56,6 +56,7 @@ GATHERS = {
     # its sharding and the numbers are the one-device ones.
     "dog": "XLA gathers a split vector inside its distance-from-start norm",
     "galore": "the SVD and the projections need whole matrices",
+    "psgd_kron": "Kronecker factors are fitted to and applied along whole dims",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS
@@ -82,6 +83,7 @@ RANDOM = {
     "noisy_sgd",
     "sophia",
     "stochastic_rounding",
+    "psgd_kron",
 }  # random numbers drawn under sharding
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
 
