@@ -30,7 +30,7 @@ from .._core.lifting import (
     state_zeros_like,
     upcast,
 )
-from .._core.placement import auto_axes, zeros_derived
+from .._core.placement import auto_axes, full_like, zeros_derived
 from .noise import as_key
 
 MEMORY_SAVE_MODES = (None, "one_diag", "all_diag")
@@ -166,8 +166,7 @@ def _balance(qs, do_balance):
     norms = jnp.stack([jnp.max(jnp.abs(q)) for q in qs])
     mean = jnp.prod(norms) ** (1 / len(qs))
     return [
-        jnp.where(do_balance, q * (mean / n), q)
-        for q, n in zip(qs, norms, strict=True)
+        jnp.where(do_balance, q * (mean / n), q) for q, n in zip(qs, norms, strict=True)
     ]
 
 
@@ -340,18 +339,25 @@ def scale_by_kron(
             return precond_dtype
         return jnp.result_type(upcast(p), jnp.float32)
 
+    def factor(p, shape, dims, value):
+        """``value·I`` (a matrix) or ``value`` (a vector or scalar), placed as
+        the dimension of ``p`` it preconditions."""
+        if tuple(shape) == jnp.shape(p):  # a vector's or a scalar's factor
+            return full_like(p, value, q_dtype(p))
+        zeros = zeros_derived(p, shape, q_dtype(p), dims)
+        return zeros + value * (
+            jnp.eye(shape[0], dtype=zeros.dtype) if shape[1:] else 1
+        )
+
     def init_leaf(p):
         shape = jnp.shape(p)
         if not shape:
-            return [zeros_derived(p, (), q_dtype(p), ()) + preconditioner_init_scale]
+            return [factor(p, (), (), preconditioner_init_scale)]
         scale = preconditioner_init_scale ** (1 / len(shape))
-        qs = []
-        for i, s in enumerate(_factor_shapes(shape, kinds_of(shape))):
-            zeros = zeros_derived(p, s, q_dtype(p), (i,) + (None,) * (len(s) - 1))
-            qs.append(
-                zeros + scale * (jnp.eye(s[0], dtype=zeros.dtype) if s[1:] else 1)
-            )
-        return qs
+        return [
+            factor(p, s, (i,) + (None,) * (len(s) - 1), scale)
+            for i, s in enumerate(_factor_shapes(shape, kinds_of(shape)))
+        ]
 
     def init_fn(params):
         mu = state_zeros_like(params, mu_dtype)
