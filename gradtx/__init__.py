@@ -97,6 +97,7 @@ from .optimizers.ademamix import ademamix, simplified_ademamix
 from .optimizers.adopt import adopt
 from .optimizers.belief import adabelief
 from .optimizers.factored import adafactor
+from .optimizers.kron import psgd_kron
 from .optimizers.laprop import laprop
 from .optimizers.layerwise import fromage, lamb, lars
 from .optimizers.lbfgs import lbfgs
@@ -202,6 +203,7 @@ from .transforms.constraints import (
     zero_nans,
 )
 from .transforms.factored import FactoredState, scale_by_factored_rms
+from .transforms.kron import KronState, precond_update_prob_schedule, scale_by_kron
 from .transforms.laprop import ScaleByLaPropState, scale_by_laprop
 from .transforms.layerwise import (
     ScaleByTrustRatioState,
@@ -333,6 +335,7 @@ __all__ = [
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
     "KahanSummationState",
+    "KronState",
     "LookaheadParams",
     "LookaheadState",
     "MaskOrFn",
@@ -495,7 +498,9 @@ __all__ = [
     "polyak_sgd",
     "polynomial_schedule",
     "power_iteration",
+    "precond_update_prob_schedule",
     "prodigy",
+    "psgd_kron",
     "quantize_8bit",
     "radam",
     "reduce_on_plateau",
@@ -521,6 +526,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",

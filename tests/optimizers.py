@@ -145,6 +145,12 @@ OPTIMIZERS = [
     ("laprop", "laprop", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("mars_adamw", "mars_adamw", dict(learning_rate=2e-2, weight_decay=1e-4)),
     ("adam_mini", "adam_mini", dict(learning_rate=2e-2, weight_decay=1e-4)),
+    # PSGD-Kron's update has an RMS of about 1: a decaying learning rate lands it
+    (
+        "psgd_kron",
+        "psgd_kron",
+        dict(learning_rate=gradtx.exponential_decay(1e-2, 1000, 0.1), weight_decay=0.0),
+    ),
 ]
 
 # Optimizers that reach Rosenbrock's valley but crawl along it: the property
@@ -168,6 +174,8 @@ NOT_COMPARABLE_TO_OPTAX = {
     "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
     "soap": "no Optax counterpart (tests/transforms/test_soap.py compares with "
     "pytorch-optimizer's SOAP)",
+    "psgd_kron": "no Optax counterpart: step for step psgd-jax 0.2.9 "
+    "(tests/transforms/test_kron.py)",
     "dowg": "with x64 and mixed float32/float64 leaves Optax rounds its initial "
     "squared distance (eps) to float32, gradtx keeps a float64 scalar: 1.5e-9 "
     "apart in float64; float32 trajectories are bit-equal "
@@ -234,6 +242,7 @@ ALIASES = [
     "laprop",
     "mars_adamw",
     "adam_mini",
+    "psgd_kron",
 ]
 
 # Optimizers whose update needs extra arguments the generic table does not

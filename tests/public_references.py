@@ -58,12 +58,14 @@ def adam_mini():
 
 def psgd_kron():
     """psgd-jax's ``kron`` module (the optax clipping module aliased first)."""
-    pytest.importorskip("psgd_jax")
     import optax._src
     import optax.transforms._clipping as clipping
 
+    # The alias must exist before psgd_jax is first imported (its __init__
+    # imports kron, which imports the old module name).
     sys.modules.setdefault("optax._src.clipping", clipping)
     optax._src.clipping = clipping
+    pytest.importorskip("psgd_jax")
     from psgd_jax import kron
 
     return kron

@@ -317,6 +317,7 @@ UNSUPPORTED = [
     ("adam_8bit", "scale_by_adam_8bit", lambda: gradtx.adam_8bit(0.1, min_size=0), {}),
     ("adamw_8bit", "scale_by_adam_8bit", lambda: gradtx.adamw_8bit(0.1), {}),
     ("sgd_8bit", "trace_8bit", lambda: gradtx.sgd_8bit(0.1, min_size=0), {}),
+    ("psgd_kron", "scale_by_kron", lambda: gradtx.psgd_kron(0.1), {}),
 ]  # fmt: skip
 UNSUPPORTED += [
     ("cautious_adamw", "cautious", lambda: gradtx.cautious(gradtx.adamw(0.1)), {}),

@@ -115,6 +115,8 @@ EXPECTED = {
     "laprop": ELEM_STUCK,
     "mars_adamw": ELEM_STUCK,
     "adam_mini": ("leaf>leaf same poisoned", "elem>elem same poisoned"),
+    # Kronecker factors fitted to the whole leaf: the leaf is coupled
+    "psgd_kron": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
 }
 
 

@@ -81,6 +81,9 @@ from .constraints import keep_params_nonnegative as keep_params_nonnegative
 from .constraints import zero_nans as zero_nans
 from .factored import FactoredState as FactoredState
 from .factored import scale_by_factored_rms as scale_by_factored_rms
+from .kron import KronState as KronState
+from .kron import precond_update_prob_schedule as precond_update_prob_schedule
+from .kron import scale_by_kron as scale_by_kron
 from .laprop import ScaleByLaPropState as ScaleByLaPropState
 from .laprop import scale_by_laprop as scale_by_laprop
 from .layerwise import scale_by_param_block_norm as scale_by_param_block_norm
@@ -167,6 +170,7 @@ __all__ = [
     "EmaState",
     "FactoredState",
     "HutchinsonState",
+    "KronState",
     "MaskedNode",
     "MaskedState",
     "MonitorState",
@@ -239,6 +243,7 @@ __all__ = [
     "partition",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",
+    "precond_update_prob_schedule",
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
@@ -252,6 +257,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_distance_over_gradients",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_laprop",
     "scale_by_lbfgs",
     "scale_by_learning_rate",

@@ -463,6 +463,7 @@ NOT_ELEMENTWISE = {
     "cautious_adamw": "cautious",
     "mars_adamw": "scale_by_mars",
     "adam_mini": "scale_by_adam_mini",
+    "psgd_kron": "scale_by_kron",
 }
 
 

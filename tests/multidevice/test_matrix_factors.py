@@ -30,9 +30,7 @@ MATRIX = {
         merge_small_dims_block_size=1,
         start_preconditioning_step=1,
     ),
-    "psgd_kron": lambda: gradtx.psgd_kron(
-        1e-2, preconditioner_update_probability=1.0
-    ),
+    "psgd_kron": lambda: gradtx.psgd_kron(1e-2, preconditioner_update_probability=1.0),
     "normuon": lambda: gradtx.normuon(1e-2),
 }
 
@@ -62,7 +60,7 @@ def _square_factors(state):
 
 
 def _first_axis(x) -> object:
-    spec = tuple(getattr(x.sharding, "spec", ())) + (None,)
+    spec = (*getattr(x.sharding, "spec", ()), None)
     return spec[0]
 
 

@@ -59,6 +59,7 @@ GATHERS = {
     "dog": "XLA gathers a split vector inside its distance-from-start norm",
     "galore": "the SVD and the projections need whole matrices",
     "soap": "eigh, QR and the rotations into the eigenbases need whole matrices",
+    "psgd_kron": "Kronecker factors are fitted to and applied along whole dims",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS
@@ -85,6 +86,7 @@ RANDOM = {
     "noisy_sgd",
     "sophia",
     "stochastic_rounding",
+    "psgd_kron",
 }  # random numbers drawn under sharding
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
 

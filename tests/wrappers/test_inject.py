@@ -150,6 +150,8 @@ STATIC = (
     "dim",  # adam_mini: the head size dim·dim/n_heads shapes its state
     "n_heads",
     "neuron_axis",
+    "max_size_triangular",  # psgd_kron: which factors are triangular
+    "min_ndim_triangular",
 )
 
 
