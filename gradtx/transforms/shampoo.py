@@ -1,0 +1,478 @@
+"""Distributed Shampoo: blocked Kronecker-factored full-matrix AdaGrad, grafted.
+
+Each parameter is reshaped (small dimensions merged), cut into blocks of at
+most ``block_size`` along every dimension, and every block keeps one
+statistic matrix per dimension, ``L_k ← β₂ L_k + (1 − β₂) G_(k) G_(k)ᵀ``. Their
+inverse ``2r``-th roots (``r`` the block's rank) are recomputed by coupled
+Newton iterations (:func:`gradtx.linalg.matrix_inverse_pth_root`) every
+``preconditioning_compute_steps`` steps and applied on every dimension. The
+preconditioned step is given the per-leaf norm of a diagonal method's step
+(grafting, :func:`gradtx.combinators.graft.match_norm`). The alias, with the
+full rule and references, is :func:`gradtx.shampoo`.
+
+The state holds matrices whose shapes are not the params', so this module
+walks the trees with :func:`gradtx._core.lifting.flatten_like` rather than
+:func:`gradtx._core.lifting.map_leaves`.
+"""
+
+import itertools
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from .. import linalg
+from .._core import maths as _maths
+from .._core import validation as _validate
+from .._core.base import GradientTransformation, Updates, check_state
+from .._core.lifting import flatten_like, leaf_paths, state_zeros_like, upcast
+from .._core.placement import auto_axes, zeros_derived
+from ..combinators.graft import match_norm
+
+GRAFT_TYPES = (
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "rmsprop_normalized",
+    "adagrad_normalized",
+    "sqrt_n",
+)
+# A root whose Newton error max|M − I| is at least this (or NaN) is not used:
+# the previous preconditioner is kept (the authors' default threshold).
+INVERSE_FAILURE_THRESHOLD = 0.1
+# Newton is retried with a 10× larger ridge while its error exceeds this.
+_RETRY_ERROR = 0.05
+_RETRIES = 6
+_NORMALIZE_EPS = 1e-25
+
+
+# --------------------------------------------------------------------------
+# Static layout of one leaf: merged shape and blocks.
+
+
+class ShampooLayout(NamedTuple):
+    """How one leaf is preconditioned (fixed by its shape).
+
+    ``skip``: the leaf takes the grafting step only. Otherwise ``shape`` is the
+    leaf reshaped with small dimensions merged and ``sizes[k]`` the block
+    sizes along dimension ``k`` of ``shape``; ``merged`` says whether the
+    reshape changed the shape.
+    """
+
+    skip: bool
+    shape: tuple = ()
+    sizes: tuple = ()
+    merged: bool = False
+
+
+def merge_small_dims(shape: tuple, max_dim: int) -> tuple:
+    """Merges neighbouring dimensions while their product stays <= ``max_dim``.
+
+    Size-1 dimensions disappear; an all-ones shape gives ``(1,)``: e.g.
+    ``(16, 8)`` with ``max_dim = 4096`` gives ``(128,)``, with 1 ``(16, 8)``.
+    """
+    if shape and all(d == 1 for d in shape):
+        return (1,)
+    out, product = [], 1
+    for d in shape:
+        if product * d <= max_dim:
+            product *= d
+        else:
+            if product > 1:
+                out.append(product)
+            product = d
+    if product > 1:
+        out.append(product)
+    return tuple(out)
+
+
+def shampoo_layout(
+    shape: tuple, block_size: int, merge_block: int, rank_lt: int, dim_gt: int
+) -> ShampooLayout:
+    """The :class:`ShampooLayout` of a leaf of ``shape``."""
+    if len(shape) < rank_lt or any(d > dim_gt for d in shape) or 0 in shape:
+        return ShampooLayout(True)
+    merged = merge_small_dims(tuple(shape), merge_block)
+    sizes = []
+    for d in merged:
+        full, rest = divmod(d, block_size)
+        sizes.append((block_size,) * full + ((rest,) if rest else ()))
+    return ShampooLayout(False, merged, tuple(sizes), merged != tuple(shape))
+
+
+def _blocks(x, layout):
+    """The blocks of ``x`` (reshaped), in row-major order of block index."""
+    parts = [x.reshape(layout.shape)]
+    for axis, sizes in enumerate(layout.sizes):
+        cuts = list(itertools.accumulate(sizes))[:-1]
+        if cuts:
+            parts = [q for p in parts for q in jnp.split(p, cuts, axis=axis)]
+    return parts
+
+
+def _unblock(parts, layout, shape):
+    for axis in reversed(range(len(layout.sizes))):
+        n = len(layout.sizes[axis])
+        if n > 1:
+            parts = [
+                jnp.concatenate(parts[i : i + n], axis=axis)
+                for i in range(0, len(parts), n)
+            ]
+    return parts[0].reshape(shape)
+
+
+def _factor_sizes(layout):
+    """The size of every factor matrix, block by block, dimension by dimension."""
+    if layout.skip:
+        return []
+    return [d for block in itertools.product(*layout.sizes) for d in block]
+
+
+# --------------------------------------------------------------------------
+# Per-block maths.
+
+
+def _gram(g, axis):
+    """``G_(axis) G_(axis)ᵀ``: contraction over every other axis."""
+    others = [i for i in range(g.ndim) if i != axis]
+    return jnp.tensordot(g, g, axes=(others, others))
+
+
+def _new_statistics(g, stats, layout, b2):
+    w2 = jnp.where(b2 == 1.0, 1.0, 1.0 - b2)
+    out, i = [], 0
+    for block in _blocks(g, layout):
+        for axis in range(block.ndim):
+            out.append(b2 * stats[i] + w2 * _gram(block, axis))
+            i += 1
+    return tuple(s.astype(old.dtype) for s, old in zip(out, stats, strict=True))
+
+
+def _preconditioned(g, preconds, layout):
+    """Every block times its factor roots, one dimension after another."""
+    out, i = [], 0
+    for block in _blocks(g, layout):
+        for _ in range(block.ndim):
+            # Contracts the leading axis and appends the new one last: after
+            # ``ndim`` products the axes are back in order.
+            block = jnp.tensordot(block, preconds[i].astype(block.dtype), ((0,), (0,)))
+            i += 1
+        out.append(block)
+    return _unblock(out, layout, g.shape)
+
+
+def _inverse_root(stat, p, matrix_eps):
+    """``(L + ε λ_max I)^(-1/p)`` and its Newton error, retried with a 10×
+    larger ridge (up to 6 tries) while the error exceeds 0.05."""
+
+    def attempt(i):
+        eps = matrix_eps * jnp.asarray(10.0, stat.dtype) ** i
+        return linalg.matrix_inverse_pth_root(stat, p, ridge_epsilon=eps)
+
+    root, err = attempt(0)
+
+    def again(carry):
+        i, _, err = carry
+        return (err > _RETRY_ERROR) & (i < _RETRIES)
+
+    def retry(carry):
+        i, _, _ = carry
+        return (i + 1, *attempt(i))
+
+    start = (jnp.ones((), jnp.int32), root, err.astype(jnp.float32))
+    _, root, err = jax.lax.while_loop(again, retry, start)
+    return root, err
+
+
+def _all_roots(stats, old, exponents, matrix_eps):
+    """New roots of every statistic (same-shaped ones batched), keeping the
+    old root where Newton failed."""
+    groups = {}
+    for i, (s, p) in enumerate(zip(stats, exponents, strict=True)):
+        groups.setdefault((s.shape, s.dtype, p), []).append(i)
+    new = list(old)
+    for (_, _, p), idx in groups.items():
+        batch = jnp.stack([stats[i] for i in idx])
+        roots, errs = jax.vmap(lambda s, p=p: _inverse_root(s, p, matrix_eps))(batch)
+        for k, i in enumerate(idx):
+            bad = jnp.isnan(errs[k]) | (errs[k] >= INVERSE_FAILURE_THRESHOLD)
+            new[i] = jnp.where(bad, old[i], roots[k].astype(old[i].dtype))
+    return tuple(new)
+
+
+def _graft_step(g, diag, graft_type, b2, diagonal_eps):
+    """The grafting method's step ``r`` and its new diagonal accumulator."""
+    if graft_type == "sgd":
+        return g, diag
+    if graft_type == "sqrt_n":
+        return jnp.sign(g), diag
+    s = g
+    if graft_type.endswith("_normalized"):
+        s = g / (jnp.sqrt(jnp.sum(g * g)) + _NORMALIZE_EPS)
+    if graft_type.startswith("adagrad"):
+        diag = diag + s * s
+    else:
+        diag = b2 * diag + jnp.where(b2 == 1.0, 1.0, 1.0 - b2) * (s * s)
+    return s / (jnp.sqrt(diag) + diagonal_eps), diag
+
+
+# --------------------------------------------------------------------------
+# The transformation.
+
+
+class ShampooState(NamedTuple):
+    """Step count (int32, saturating); per leaf: the factor statistics and
+    their inverse roots (tuples of square matrices, float32 or wider, empty
+    for leaves that are not preconditioned), the grafting method's diagonal
+    accumulator (``()`` for "sgd" and "sqrt_n"), and the two momenta: of the
+    grafted Shampoo step and of the grafting step."""
+
+    count: chex.Array
+    stats: Any
+    preconds: Any
+    diag: Any
+    mu: Updates
+    graft_mu: Updates
+
+
+def _check_ints(owner, **values):
+    lows = dict(block_size=1, preconditioning_compute_steps=1,
+                statistics_compute_steps=1, merge_small_dims_block_size=1)  # fmt: skip
+    for name, value in values.items():
+        _validate.integer(owner, name, value, low=lows.get(name, 0))
+
+
+def scale_by_shampoo(
+    block_size: int,
+    b1: chex.Numeric = 0.9,
+    b2: chex.Numeric = 0.999,
+    diagonal_eps: chex.Numeric = 1e-10,
+    matrix_eps: chex.Numeric = 1e-6,
+    weight_decay: chex.Numeric = 0.0,
+    start_preconditioning_step: int = 5,
+    preconditioning_compute_steps: int = 1,
+    statistics_compute_steps: int = 1,
+    graft_type: str = "sgd",
+    nesterov: bool = True,
+    exponent_override: int = 0,
+    skip_preconditioning_rank_lt: int = 1,
+    skip_preconditioning_dim_size_gt: int = 4096,
+    merge_small_dims_block_size: int = 4096,
+) -> GradientTransformation:
+    r"""Shampoo's step before the learning rate: ``u`` with ``p ← p − η u``.
+
+    Statistics, preconditioning, grafting, (coupled) weight decay and the
+    two momenta of :func:`gradtx.shampoo`, which gives the full rule and the
+    references; the arguments are those of the alias. The momenta live here
+    (not in a following ``trace``) because the step switches at
+    ``start_preconditioning_step`` from the grafting method's momentum to the
+    Shampoo one, which has accumulated Shampoo steps from step 0.
+
+    Returns:
+      A :class:`GradientTransformation` with state :class:`ShampooState`;
+      ``params`` are needed when ``weight_decay`` is not 0.
+    """
+    owner = "scale_by_shampoo"
+    _check_ints(
+        owner,
+        block_size=block_size,
+        start_preconditioning_step=start_preconditioning_step,
+        preconditioning_compute_steps=preconditioning_compute_steps,
+        statistics_compute_steps=statistics_compute_steps,
+        exponent_override=exponent_override,
+        skip_preconditioning_rank_lt=skip_preconditioning_rank_lt,
+        skip_preconditioning_dim_size_gt=skip_preconditioning_dim_size_gt,
+        merge_small_dims_block_size=merge_small_dims_block_size,
+    )
+    _validate.decay(owner, "b1", b1)
+    _validate.decay(owner, "b2", b2, allow_one=True)
+    _validate.non_negative(owner, "diagonal_eps", diagonal_eps)
+    _validate.non_negative(owner, "matrix_eps", matrix_eps)
+    _validate.non_negative(owner, "weight_decay", weight_decay)
+    _validate.flag(owner, "nesterov", nesterov)
+    if graft_type not in GRAFT_TYPES:
+        raise ValueError(
+            f"{owner}: `graft_type` must be one of {GRAFT_TYPES}, got {graft_type!r}."
+        )
+    has_diag = graft_type not in ("sgd", "sqrt_n")
+    layout_of = lambda shape: shampoo_layout(
+        tuple(shape),
+        block_size,
+        merge_small_dims_block_size,
+        skip_preconditioning_rank_lt,
+        skip_preconditioning_dim_size_gt,
+    )
+
+    def exponent(layout):
+        return exponent_override or 2 * len(layout.shape)
+
+    def init_leaf(p):
+        layout = layout_of(jnp.shape(p))
+        dtype = jnp.promote_types(jnp.result_type(p), jnp.float32)
+        stats, roots = [], []
+        dims = _factor_dims(layout, jnp.ndim(p))
+        for d, dim in zip(_factor_sizes(layout), dims, strict=True):
+            zero = zeros_derived(p, (d, d), dtype, dim)
+            eye = jnp.eye(d, dtype=dtype)
+            stats.append(zero + matrix_eps * eye)
+            roots.append(zero + eye)
+        diag = zeros_derived(p, jnp.shape(p), dtype, tuple(range(jnp.ndim(p))))
+        return tuple(stats), tuple(roots), diag if has_diag else ()
+
+    def init_fn(params):
+        leaves, treedef = jax.tree.flatten(params)
+        _reject_complex(owner, params, leaves, "params")
+        cols = list(zip(*[init_leaf(p) for p in leaves], strict=True)) or [[]] * 3
+        stats, roots, diag = (treedef.unflatten(list(c)) for c in cols)
+        mu = state_zeros_like(params)
+        return ShampooState(jnp.zeros([], jnp.int32), stats, roots, diag, mu, mu)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        check_state(owner, state, ShampooState)
+        leaves, treedef = jax.tree.flatten(updates)
+        _reject_complex(owner, updates, leaves, "updates")
+        names = ["stats", "preconds", "diag", "mu", "graft_mu"]
+        trees = [getattr(state, n) for n in names]
+        if weight_decay is not None and not _is_zero(weight_decay):
+            if params is None:
+                raise ValueError(
+                    f"{owner}: `params` are required when `weight_decay` is not 0."
+                )
+            names, trees = [*names, "params"], [*trees, params]
+        cols = [
+            flatten_like(treedef, t, name=n, owner=owner)
+            for t, n in zip(trees, names, strict=True)
+        ]
+        layouts = [layout_of(jnp.shape(g)) for g in leaves]
+        _check_state_shapes(owner, updates, leaves, cols[:3], layouts, has_diag)
+        step = state.count
+        grads = [upcast(g) for g in leaves]
+
+        # Statistics (every `statistics_compute_steps` steps).
+        def all_stats(old):
+            return [
+                old_s if lay.skip else _new_statistics(g, old_s, lay, b2)
+                for g, old_s, lay in zip(grads, old, layouts, strict=True)
+            ]
+
+        stats = cols[0]
+        if statistics_compute_steps > 1:
+            stats = jax.lax.cond(
+                step % statistics_compute_steps == 0, all_stats, list, stats
+            )
+        else:
+            stats = all_stats(stats)
+
+        # Inverse roots (every `preconditioning_compute_steps` steps).
+        flat_stats = [s for ss in stats for s in ss]
+        flat_old = [r for rs in cols[1] for r in rs]
+        exps = [
+            exponent(lay) for lay, ss in zip(layouts, stats, strict=True) for _ in ss
+        ]
+        compute = lambda s, o: _all_roots(s, o, exps, matrix_eps)
+        if flat_stats:
+            if preconditioning_compute_steps > 1:
+                compute = lambda s, o, c=compute: jax.lax.cond(
+                    step % preconditioning_compute_steps == 0,
+                    c,
+                    lambda s, o: tuple(o),
+                    s,
+                    o,
+                )
+            # Explicit axes: the roots multiply whole matrices.
+            flat_roots = auto_axes(
+                compute, tuple(flat_stats), tuple(flat_old), out_like=tuple(flat_old)
+            )
+        else:
+            flat_roots = ()
+        roots, k = [], 0
+        for ss in stats:
+            roots.append(tuple(flat_roots[k : k + len(ss)]))
+            k += len(ss)
+
+        # Grafting, weight decay, momenta.
+        run = step >= start_preconditioning_step
+        outs = []
+        for i, g in enumerate(grads):
+            lay = layouts[i]
+            diag = upcast(cols[2][i]) if has_diag else ()
+            r, new_diag = _graft_step(g, diag, graft_type, b2, diagonal_eps)
+            direction = r if lay.skip else _preconditioned(g, roots[i], lay)
+            s = match_norm(r, direction)
+            if len(cols) > 5:
+                decay = weight_decay * upcast(cols[5][i])
+                s, r = s + decay, r + decay
+            mu_s = b1 * upcast(cols[3][i]) + s
+            mu_r = b1 * upcast(cols[4][i]) + r
+            mu, u = jnp.where(run, mu_s, mu_r), jnp.where(run, s, r)
+            out = u + b1 * mu if nesterov else mu
+            dt = lambda j, i=i: jnp.result_type(cols[j][i])
+            outs.append(
+                (
+                    out.astype(jnp.result_type(leaves[i])),
+                    new_diag.astype(dt(2)) if has_diag else (),
+                    mu_s.astype(dt(3)),
+                    mu_r.astype(dt(4)),
+                )
+            )
+        cols_out = list(zip(*outs, strict=True)) or [[]] * 4
+        u, diag, mu, graft_mu = (treedef.unflatten(list(c)) for c in cols_out)
+        new_state = ShampooState(
+            _maths.safe_increment(step),
+            treedef.unflatten(list(stats)),
+            treedef.unflatten(roots),
+            diag,
+            mu,
+            graft_mu,
+        )
+        return u, new_state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _is_zero(x):
+    return not isinstance(x, jax.core.Tracer) and not callable(x) and float(x) == 0.0
+
+
+def _factor_dims(layout, ndim):
+    """Which leaf dimension each factor's rows follow for placement: the
+    leaf's own dimension when the leaf was not reshaped, else none (the
+    compiler places it)."""
+    if layout.skip:
+        return []
+    dims = []
+    for block in itertools.product(*layout.sizes):
+        for axis in range(len(block)):
+            dims.append((axis if not layout.merged else None, None))
+    return dims
+
+
+def _reject_complex(owner, tree, leaves, name):
+    for i, x in enumerate(leaves):
+        if jnp.iscomplexobj(x):
+            raise TypeError(
+                f"{owner}: complex leaf {leaf_paths(tree)[i]} of `{name}` (dtype "
+                f"{jnp.result_type(x)}) is not supported: Shampoo's statistics "
+                "and roots are real symmetric matrices."
+            )
+
+
+def _check_state_shapes(owner, updates, leaves, cols, layouts, has_diag):
+    for i, (g, lay) in enumerate(zip(leaves, layouts, strict=True)):
+        want = [(d, d) for d in _factor_sizes(lay)]
+        for name, col in zip(("stats", "preconds"), cols[:2], strict=True):
+            got = [tuple(jnp.shape(s)) for s in col[i]]
+            if got != want:
+                raise ValueError(
+                    f"{owner}: leaf {leaf_paths(updates)[i]} of shape "
+                    f"{jnp.shape(g)} needs `{name}` matrices of shapes {want}, "
+                    f"got {got}. Was the state made by `init` on other params?"
+                )
+        if has_diag and jnp.shape(cols[2][i]) != jnp.shape(g):
+            raise ValueError(
+                f"{owner}: shape mismatch at leaf {leaf_paths(updates)[i]}: "
+                f"`updates` has shape {jnp.shape(g)} but `diag` has shape "
+                f"{jnp.shape(cols[2][i])}."
+            )
