@@ -124,7 +124,7 @@ def shampoo(
       >>> opt = shampoo(learning_rate=0.1, block_size=128)
       >>> params = {"w": jnp.ones((2, 3))}
       >>> u, state = opt.update({"w": jnp.ones((2, 3))}, opt.init(params), params)
-      >>> float(u["w"][0, 0])  # step 0: SGD, -η·(1 + β₁)·g with Nesterov
+      >>> round(float(u["w"][0, 0]), 4)  # step 0: SGD, -η·(1 + β₁)·g (Nesterov)
       -0.19
     """
     owner = "shampoo"

@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .. import linalg
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
@@ -162,42 +162,114 @@ def _preconditioned(g, preconds, layout):
     return _unblock(out, layout, g.shape)
 
 
-def _inverse_root(stat, p, matrix_eps):
-    """``(L + ε λ_max I)^(-1/p)`` and its Newton error, retried with a 10×
-    larger ridge (up to 6 tries) while the error exceeds 0.05."""
+def _matmul(a, b):
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
-    def attempt(i):
-        eps = matrix_eps * jnp.asarray(10.0, stat.dtype) ** i
-        return linalg.matrix_inverse_pth_root(stat, p, ridge_epsilon=eps)
 
-    root, err = attempt(0)
+def _matrix_power(m, p):
+    """``m^p`` for a (traced) whole ``p >= 1``, by repeated squaring."""
 
-    def again(carry):
+    def step(carry):
+        e, power, base = carry
+        power = jax.lax.cond(e % 2 == 1, lambda: _matmul(base, power), lambda: power)
+        return e // 2, power, _matmul(base, base)
+
+    start = (p, jnp.eye(m.shape[0], dtype=m.dtype), m)
+    return jax.lax.while_loop(lambda c: c[0] > 0, step, start)[1]
+
+
+def _largest_eigenvalue(mat, mask):
+    """Power iteration (at most 100 steps, until the Rayleigh quotient moves
+    by <= 1e-6) from a fixed start vector, zero on the padding."""
+    n = mat.shape[-1]
+    v0 = np.random.RandomState(1729).uniform(-1.0, 1.0, n)
+    v0 = jnp.asarray(v0.astype(mat.dtype)) * mask
+
+    def go_on(carry):
+        i, _, _, moving = carry
+        return (i < 100) & moving
+
+    def step(carry):
+        i, v, s, _ = carry
+        v = v / jnp.linalg.norm(v)
+        mv = _matmul(mat, v)
+        s_new = jnp.dot(v, mv)
+        return i + 1, mv, s_new, jnp.abs(s_new - s) > 1e-6
+
+    start = (jnp.zeros((), jnp.int32), v0, jnp.zeros((), mat.dtype), jnp.asarray(True))
+    return jax.lax.while_loop(go_on, step, start)[2]
+
+
+def inverse_pth_root(mat, mask, p, matrix_eps):
+    """``(L + ε λ_max I)^(-1/p)`` of the unmasked block of ``mat``, by coupled
+    Newton iterations, and the final error ``max|M − I|``.
+
+    ``mask`` (1 on the first ``n`` rows, 0 on zero padding) lets matrices of
+    several sizes be batched. Newton (at most 100 steps) runs while the error
+    is above 1e-6 and does not grow by 1.2× or more in a step (then the
+    previous iterate is kept); the whole iteration is tried again with a 10×
+    larger ridge, up to 6 tries, while the final error is above 0.05.
+    """
+    eye = jnp.diag(mask)
+    mat = mat * mask[:, None] * mask[None, :]
+    alpha = (-1.0 / p).astype(mat.dtype)
+    ridge = matrix_eps * jnp.maximum(_largest_eigenvalue(mat, mask), 1e-25)
+    if mat.shape[0] == 1:
+        return (mat + ridge) ** alpha, jnp.zeros((), mat.dtype)
+
+    def newton_on(carry):
+        i, _, _, _, err, ratio = carry
+        return (i < 100) & (err > 1e-6) & (ratio < 1.2)
+
+    def newton(carry):
+        i, m, h, _, err, _ = carry
+        t = (1 - alpha) * eye + alpha * m
+        m_new = _matmul(_matrix_power(t, p), m)
+        err_new = jnp.max(jnp.abs(m_new - eye))
+        return i + 1, m_new, _matmul(h, t), h, err_new, err_new / err
+
+    def retry_on(carry):
         i, _, err = carry
-        return (err > _RETRY_ERROR) & (i < _RETRIES)
+        return (i == 0) | ((err > _RETRY_ERROR) & (i < _RETRIES))
 
-    def retry(carry):
-        i, _, _ = carry
-        return (i + 1, *attempt(i))
+    def attempt(carry):
+        i = carry[0]
+        damped = mat + ridge * (10**i).astype(mat.dtype) * eye
+        z = (1 + p) / (2 * jnp.linalg.norm(damped))
+        m0, h0 = damped * z, eye * z ** (1.0 / p)
+        one = jnp.ones((), mat.dtype)
+        start = (0, m0, h0, h0, jnp.max(jnp.abs(m0 - eye)), one)
+        _, m, h, h_old, _, ratio = jax.lax.while_loop(newton_on, newton, start)
+        h = jnp.where(ratio < 1.2, h, h_old)
+        return i + 1, h, jnp.max(jnp.abs(m - eye))
 
-    start = (jnp.ones((), jnp.int32), root, err.astype(jnp.float32))
-    _, root, err = jax.lax.while_loop(again, retry, start)
+    zero = jnp.zeros((), mat.dtype)
+    start = (jnp.zeros((), jnp.int32), jnp.zeros_like(mat), zero)
+    _, root, err = jax.lax.while_loop(retry_on, attempt, start)
     return root, err
 
 
 def _all_roots(stats, old, exponents, matrix_eps):
-    """New roots of every statistic (same-shaped ones batched), keeping the
-    old root where Newton failed."""
+    """New roots of every statistic, batched (zero-padded to the largest
+    size), keeping the old root where Newton failed."""
     groups = {}
-    for i, (s, p) in enumerate(zip(stats, exponents, strict=True)):
-        groups.setdefault((s.shape, s.dtype, p), []).append(i)
+    for i, s in enumerate(stats):
+        groups.setdefault(s.dtype, []).append(i)
     new = list(old)
-    for (_, _, p), idx in groups.items():
-        batch = jnp.stack([stats[i] for i in idx])
-        roots, errs = jax.vmap(lambda s, p=p: _inverse_root(s, p, matrix_eps))(batch)
+    for idx in groups.values():
+        size = max(stats[i].shape[0] for i in idx)
+        pad = lambda x, n=size: jnp.pad(x, [(0, n - x.shape[0])] * 2)
+        batch = jnp.stack([pad(stats[i]) for i in idx])
+        masks = jnp.stack([jnp.arange(size) < stats[i].shape[0] for i in idx]).astype(
+            batch.dtype
+        )
+        ps = jnp.asarray([exponents[i] for i in idx], jnp.int32)
+        fn = lambda s, m, p: inverse_pth_root(s, m, p, matrix_eps)
+        roots, errs = jax.vmap(fn)(batch, masks, ps)
         for k, i in enumerate(idx):
+            n = stats[i].shape[0]
             bad = jnp.isnan(errs[k]) | (errs[k] >= INVERSE_FAILURE_THRESHOLD)
-            new[i] = jnp.where(bad, old[i], roots[k].astype(old[i].dtype))
+            new[i] = jnp.where(bad, old[i], roots[k, :n, :n].astype(old[i].dtype))
     return tuple(new)
 
 
