@@ -72,6 +72,20 @@ OPTIMIZERS = [
         dict(learning_rate=2e-2, weight_decay=1e-4),
     ),
     ("muon", "muon", dict(learning_rate=2e-2)),
+    (
+        "shampoo",
+        "shampoo",
+        dict(learning_rate=5e-3, block_size=4, graft_type="rmsprop",
+             matrix_eps=1e-3, merge_small_dims_block_size=1,
+             skip_preconditioning_rank_lt=2),
+    ),  # fmt: skip
+    (
+        "shampoo_adagrad",
+        "shampoo",
+        dict(learning_rate=0.1, block_size=2, graft_type="adagrad",
+             merge_small_dims_block_size=1, weight_decay=1e-4,
+             skip_preconditioning_rank_lt=2),
+    ),  # fmt: skip
     ("adopt", "adopt", dict(learning_rate=5e-3, b2=0.99)),
     ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
     ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
@@ -138,6 +152,9 @@ NOT_COMPARABLE_TO_OPTAX = {
     "adam_8bit": "no Optax counterpart: 8-bit state",
     "adamw_8bit": "no Optax counterpart: 8-bit state",
     "sgd_8bit": "no Optax counterpart: 8-bit state",
+    "shampoo": "no Optax counterpart (tests/transforms/test_shampoo.py compares "
+    "with precondition-opt)",
+    "shampoo_adagrad": "no Optax counterpart",
     "galore": "Optax 0.2.8's galore fails on None leaves (its init reads each "
     "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
     "dowg": "with x64 and mixed float32/float64 leaves Optax rounds its initial "
@@ -185,6 +202,7 @@ ALIASES = [
     "schedule_free_sgd",
     "schedule_free_adamw",
     "muon",
+    "shampoo",
     "adopt",
     "ademamix",
     "simplified_ademamix",

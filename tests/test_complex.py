@@ -317,6 +317,9 @@ UNSUPPORTED = [
     ("adam_8bit", "scale_by_adam_8bit", lambda: gradtx.adam_8bit(0.1, min_size=0), {}),
     ("adamw_8bit", "scale_by_adam_8bit", lambda: gradtx.adamw_8bit(0.1), {}),
     ("sgd_8bit", "trace_8bit", lambda: gradtx.sgd_8bit(0.1, min_size=0), {}),
+    ("shampoo", "scale_by_shampoo", lambda: gradtx.shampoo(0.1, 4), {}),
+    ("shampoo_adagrad", "scale_by_shampoo",
+     lambda: gradtx.shampoo(0.1, 2, graft_type="adagrad"), {}),
 ]  # fmt: skip
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 

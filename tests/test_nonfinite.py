@@ -82,6 +82,8 @@ EXPECTED = {
     "schedule_free_adamw": ELEM_STUCK,
     "schedule_free_adamw_wd": ELEM_STUCK,
     "muon": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
+    "shampoo": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "shampoo_adagrad": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
     "adopt": ("elem>elem same poisoned", "none>none same poisoned"),
     "ademamix": ELEM_STUCK,
     "simplified_ademamix": ELEM_STUCK,

@@ -325,6 +325,8 @@ PER_LEAF = [
     "lars",
     "lamb",
     "adafactor",
+    "shampoo",
+    "shampoo_adagrad",
 ]
 
 
@@ -444,6 +446,8 @@ NOT_ELEMENTWISE = {
     "novograd": "scale_by_novograd",
     "sm3": "scale_by_sm3",
     "muon": "scale_by_muon",
+    "shampoo": "scale_by_shampoo",
+    "shampoo_adagrad": "scale_by_shampoo",
     "fromage": "scale_by_trust_ratio",
     "lars": "scale_by_trust_ratio",
     "lamb": "scale_by_trust_ratio",
