@@ -75,17 +75,27 @@ OPTIMIZERS = [
     (
         "shampoo",
         "shampoo",
-        dict(learning_rate=5e-3, block_size=4, graft_type="rmsprop",
-             matrix_eps=1e-3, merge_small_dims_block_size=1,
-             skip_preconditioning_rank_lt=2),
-    ),  # fmt: skip
+        dict(
+            learning_rate=5e-3,
+            block_size=4,
+            graft_type="rmsprop",
+            matrix_eps=1e-3,
+            merge_small_dims_block_size=1,
+            skip_preconditioning_rank_lt=2,
+        ),
+    ),
     (
         "shampoo_adagrad",
         "shampoo",
-        dict(learning_rate=0.1, block_size=2, graft_type="adagrad",
-             merge_small_dims_block_size=1, weight_decay=1e-4,
-             skip_preconditioning_rank_lt=2),
-    ),  # fmt: skip
+        dict(
+            learning_rate=0.1,
+            block_size=2,
+            graft_type="adagrad",
+            merge_small_dims_block_size=1,
+            weight_decay=1e-4,
+            skip_preconditioning_rank_lt=2,
+        ),
+    ),
     ("adopt", "adopt", dict(learning_rate=5e-3, b2=0.99)),
     ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
     ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
