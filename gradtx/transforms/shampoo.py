@@ -4,8 +4,10 @@ Each parameter is reshaped (small dimensions merged), cut into blocks of at
 most ``block_size`` along every dimension, and every block keeps one
 statistic matrix per dimension, ``L_k ← β₂ L_k + (1 − β₂) G_(k) G_(k)ᵀ``. Their
 inverse ``2r``-th roots (``r`` the block's rank) are recomputed by coupled
-Newton iterations (:func:`gradtx.linalg.matrix_inverse_pth_root`) every
-``preconditioning_compute_steps`` steps and applied on every dimension. The
+Newton iterations (:func:`inverse_pth_root`, every factor of every leaf in
+one batch, zero-padded to the largest and masked, as the authors' code does)
+every ``preconditioning_compute_steps`` steps and applied on every
+dimension. The
 preconditioned step is given the per-leaf norm of a diagonal method's step
 (grafting, :func:`gradtx.combinators.graft.match_norm`). The alias, with the
 full rule and references, is :func:`gradtx.shampoo`.
@@ -423,9 +425,13 @@ def scale_by_shampoo(
         grads = [upcast(g) for g in leaves]
 
         # Statistics (every `statistics_compute_steps` steps).
+        def _statistics_of(g, old_s, lay):
+            fn = lambda g, s: _new_statistics(g, s, lay, b2)
+            return auto_axes(fn, g, old_s, out_like=old_s)
+
         def all_stats(old):
             return [
-                old_s if lay.skip else _new_statistics(g, old_s, lay, b2)
+                old_s if lay.skip else _statistics_of(g, old_s, lay)
                 for g, old_s, lay in zip(grads, old, layouts, strict=True)
             ]
 
@@ -471,7 +477,11 @@ def scale_by_shampoo(
             lay = layouts[i]
             diag = upcast(cols[2][i]) if has_diag else ()
             r, new_diag = _graft_step(g, diag, graft_type, b2, diagonal_eps)
-            direction = r if lay.skip else _preconditioned(g, roots[i], lay)
+            # Explicit axes: products over whole (possibly split) dimensions.
+            direction = r
+            if not lay.skip:
+                fn = lambda g, r, lay=lay: _preconditioned(g, r, lay)
+                direction = auto_axes(fn, g, roots[i], out_like=g)
             s = match_norm(r, direction)
             if len(cols) > 5:
                 decay = weight_decay * upcast(cols[5][i])

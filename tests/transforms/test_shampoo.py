@@ -69,18 +69,16 @@ CASES = [
     # statistics every 2; preconditioning from step 0; sums (b2 = 1)
     (dict(learning_rate=0.05, block_size=4, graft_type="adagrad", b2=1.0,
           preconditioning_compute_steps=3, statistics_compute_steps=2,
-          start_preconditioning_step=0), tuple(SHAPES)),
+          start_preconditioning_step=0), ("rect", "vec", "big", "t3")),
     (dict(learning_rate=0.05, block_size=2, graft_type="rmsprop",
           exponent_override=2, nesterov=False, merge_small_dims_block_size=1,
-          skip_preconditioning_dim_size_gt=5), tuple(SHAPES)),
+          skip_preconditioning_dim_size_gt=4), SMALL),
     (dict(learning_rate=0.01, block_size=3, graft_type="sqrt_n", b1=0.0,
-          merge_small_dims_block_size=8, skip_preconditioning_rank_lt=2), SMALL),
+          merge_small_dims_block_size=8, skip_preconditioning_rank_lt=2), ("rect",)),
     (dict(learning_rate=0.005, block_size=4, graft_type="rmsprop_normalized",
           merge_small_dims_block_size=1, start_preconditioning_step=1), SMALL),
-    (dict(learning_rate=0.05, block_size=4, graft_type="adagrad_normalized",
-          diagonal_eps=1e-3, matrix_eps=1e-4), SMALL),
 ]  # fmt: skip
-IDS = ["sgd", "adagrad-merged", "rmsprop", "sqrt_n", "rmsprop_norm", "adagrad_norm"]
+IDS = ["sgd", "adagrad-merged", "rmsprop", "sqrt_n", "rmsprop_norm"]
 
 
 @pytest.mark.parametrize(("kwargs", "keys"), CASES, ids=IDS)
@@ -168,11 +166,11 @@ def test_grafting_step_until_start_then_preconditioned():
     tx = gradtx.shampoo(
         0.1, 8, merge_small_dims_block_size=1, start_preconditioning_step=1
     )
-    state = tx.init(g)
-    u, state = tx.update(g, state, g)
+    state, step = tx.init(g), jax.jit(tx.update)
+    u, state = step(g, state, g)
     np.testing.assert_allclose(u["w"], -0.1 * 1.9 * g["w"], rtol=1e-6)
     assert not np.allclose(state[0].preconds["w"][0], np.eye(3))
-    u, state = tx.update(g, state, g)
+    u, state = step(g, state, g)
     ratio = np.asarray(u["w"] / g["w"])
     assert np.ptp(ratio) > 1e-3  # preconditioned: not a multiple of g
 
@@ -200,7 +198,7 @@ def test_scalar_empty_and_skipped_leaves_take_the_grafting_step():
     )
     state = tx.init(params)
     assert state[0].stats["s"] == () and state[0].stats["big"] == ()
-    u, _ = tx.update(grads, state, params)
+    u, _ = jax.jit(tx.update)(grads, state, params)
     np.testing.assert_allclose(u["s"], -0.1 * 1.9 * 1.0, rtol=1e-6)  # AdaGrad: sign
     assert u["e"].shape == (0, 3)
     np.testing.assert_allclose(u["big"], -0.19 * np.ones((2, 9)), rtol=1e-6)
