@@ -60,6 +60,7 @@ from ._core.traits import declare_elementwise
 from .checkpoint import restore_state, state_signature, validate_state
 from .combinators.chain import chain, named_chain
 from .combinators.flatten import flatten
+from .combinators.graft import GraftState, graft
 from .combinators.masked import MaskedNode, MaskedState, masked
 from .combinators.partition import (
     MultiTransformState,
@@ -116,6 +117,7 @@ from .optimizers.prodigy import prodigy
 from .optimizers.radam import radam
 from .optimizers.rprop import rprop
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd
+from .optimizers.shampoo import shampoo
 from .optimizers.sign import lion, sign_sgd, signum
 from .optimizers.sm3 import sm3
 from .optimizers.soap import soap
@@ -246,6 +248,7 @@ from .transforms.scaling import (
     scale_by_schedule,
     scale_gradient,
 )
+from .transforms.shampoo import ShampooState, scale_by_shampoo
 from .transforms.sign import ScaleByLionState, scale_by_lion, scale_by_sign
 from .transforms.sm3 import ScaleBySM3State, scale_by_sm3
 from .transforms.soap import ScaleBySoapState, scale_by_soap
@@ -331,6 +334,7 @@ __all__ = [
     "FactoredState",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
+    "GraftState",
     "HutchinsonState",
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
@@ -388,6 +392,7 @@ __all__ = [
     "ScaleState",
     "Schedule",
     "ScheduleFreeState",
+    "ShampooState",
     "ShouldSkipUpdateFunction",
     "SnapshotState",
     "SophiaState",
@@ -447,6 +452,7 @@ __all__ = [
     "fromage",
     "fused_step",
     "global_norm",
+    "graft",
     "hutchinson_estimator_diag_hessian",
     "identity",
     "incremental_update",
@@ -545,6 +551,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_simplified_ademamix",
     "scale_by_sm3",
@@ -565,6 +572,7 @@ __all__ = [
     "sgd",
     "sgd_8bit",
     "sgdr_schedule",
+    "shampoo",
     "sign_sgd",
     "signum",
     "simplified_ademamix",

@@ -83,6 +83,30 @@ OPTIMIZERS = [
         ),
     ),
     ("normuon", "normuon", dict(learning_rate=2e-2)),
+    (
+        "shampoo",
+        "shampoo",
+        dict(
+            learning_rate=5e-3,
+            block_size=4,
+            graft_type="rmsprop",
+            matrix_eps=1e-3,
+            merge_small_dims_block_size=1,
+            skip_preconditioning_rank_lt=2,
+        ),
+    ),
+    (
+        "shampoo_adagrad",
+        "shampoo",
+        dict(
+            learning_rate=0.1,
+            block_size=2,
+            graft_type="adagrad",
+            merge_small_dims_block_size=1,
+            weight_decay=1e-4,
+            skip_preconditioning_rank_lt=2,
+        ),
+    ),
     ("adopt", "adopt", dict(learning_rate=5e-3, b2=0.99)),
     ("ademamix", "ademamix", dict(learning_rate=2e-2, b3=0.999, alpha=2.0)),
     ("simplified_ademamix", "simplified_ademamix", dict(learning_rate=2e-3)),
@@ -170,6 +194,9 @@ NOT_COMPARABLE_TO_OPTAX = {
     "adam_8bit": "no Optax counterpart: 8-bit state",
     "adamw_8bit": "no Optax counterpart: 8-bit state",
     "sgd_8bit": "no Optax counterpart: 8-bit state",
+    "shampoo": "no Optax counterpart (tests/transforms/test_shampoo.py compares "
+    "with precondition-opt)",
+    "shampoo_adagrad": "no Optax counterpart",
     "galore": "Optax 0.2.8's galore fails on None leaves (its init reads each "
     "leaf's dtype); tests/contrib/test_galore.py compares the trees it takes",
     "soap": "no Optax counterpart (tests/transforms/test_soap.py compares with "
@@ -226,6 +253,7 @@ ALIASES = [
     "schedule_free_adamw",
     "muon",
     "normuon",
+    "shampoo",
     "adopt",
     "ademamix",
     "simplified_ademamix",

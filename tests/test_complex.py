@@ -318,6 +318,9 @@ UNSUPPORTED = [
     ("adamw_8bit", "scale_by_adam_8bit", lambda: gradtx.adamw_8bit(0.1), {}),
     ("sgd_8bit", "trace_8bit", lambda: gradtx.sgd_8bit(0.1, min_size=0), {}),
     ("psgd_kron", "scale_by_kron", lambda: gradtx.psgd_kron(0.1), {}),
+    ("shampoo", "scale_by_shampoo", lambda: gradtx.shampoo(0.1, 4), {}),
+    ("shampoo_adagrad", "scale_by_shampoo",
+     lambda: gradtx.shampoo(0.1, 2, graft_type="adagrad"), {}),
 ]  # fmt: skip
 UNSUPPORTED += [
     ("cautious_adamw", "cautious", lambda: gradtx.cautious(gradtx.adamw(0.1)), {}),

@@ -84,6 +84,8 @@ EXPECTED = {
     "muon": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "muon_polar_express_gram": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
     "normuon": ("leaf>leaf same poisoned", "leaf>leaf same poisoned"),
+    "shampoo": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
+    "shampoo_adagrad": ("elem>leaf same poisoned", "elem>leaf same poisoned"),
     "adopt": ("elem>elem same poisoned", "none>none same poisoned"),
     "ademamix": ELEM_STUCK,
     "simplified_ademamix": ELEM_STUCK,

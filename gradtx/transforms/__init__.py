@@ -128,6 +128,8 @@ from .scaling import scale as scale
 from .scaling import scale_by_learning_rate as scale_by_learning_rate
 from .scaling import scale_by_schedule as scale_by_schedule
 from .scaling import scale_gradient as scale_gradient
+from .shampoo import ShampooState as ShampooState
+from .shampoo import scale_by_shampoo as scale_by_shampoo
 from .sign import ScaleByLionState as ScaleByLionState
 from .sign import scale_by_lion as scale_by_lion
 from .sign import scale_by_sign as scale_by_sign
@@ -208,6 +210,7 @@ __all__ = [
     "ScaleBySimplifiedAdEMAMixState",
     "ScaleBySoapState",
     "ScaleByZoomLinesearchState",
+    "ShampooState",
     "ShouldSkipUpdateFunction",
     "SnapshotState",
     "SophiaState",
@@ -276,6 +279,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_simplified_ademamix",
     "scale_by_sm3",

@@ -327,6 +327,8 @@ PER_LEAF = [
     "lars",
     "lamb",
     "adafactor",
+    "shampoo",
+    "shampoo_adagrad",
 ]
 
 
@@ -448,6 +450,8 @@ NOT_ELEMENTWISE = {
     "muon": "scale_by_muon",
     "muon_polar_express_gram": "scale_by_muon",
     "normuon": "scale_by_muon",
+    "shampoo": "scale_by_shampoo",
+    "shampoo_adagrad": "scale_by_shampoo",
     "fromage": "scale_by_trust_ratio",
     "lars": "scale_by_trust_ratio",
     "lamb": "scale_by_trust_ratio",
