@@ -354,6 +354,33 @@ def refresh_costs(entries: list[dict], period: int) -> dict[str, float]:
     return out
 
 
+def state_bytes_per_param(shape: tuple = (256, 256)) -> dict[str, float]:
+    """Optimizer-state bytes per parameter of one float32 leaf, by ``init``."""
+    import gradtx
+
+    params = {"w": jax.ShapeDtypeStruct(shape, jnp.float32)}
+    optimizers = {
+        "adamw": gradtx.adamw(LR),
+        "muon": gradtx.muon(LR),
+        "normuon": gradtx.normuon(LR),
+        "soap": gradtx.soap(LR),
+        "shampoo (block 128, sgd graft)": gradtx.shampoo(LR, block_size=128),
+        "shampoo (block 128, rmsprop graft)": gradtx.shampoo(
+            LR, block_size=128, graft_type="rmsprop"
+        ),
+        "psgd_kron": gradtx.psgd_kron(LR),
+        "laprop": gradtx.laprop(LR),
+        "mars_adamw": gradtx.mars_adamw(LR),
+        "adam_mini": gradtx.adam_mini(LR),
+        "cautious(adamw)": gradtx.cautious(gradtx.adamw(LR)),
+    }
+    size = float(np.prod(shape))
+    return {
+        name: _jax_step.tree_bytes(jax.eval_shape(tx.init, params)) / size
+        for name, tx in optimizers.items()
+    }
+
+
 def _fmt(summary: dict | None, scale: float = 1.0, digits: int = 2) -> str:
     if not summary:
         return "-"
@@ -441,12 +468,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
             algo["refresh_s"] = refresh_costs(entries, period)
         results["algorithms"].append(algo)
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    results["state_bytes_per_param_256x256"] = state_bytes_per_param()
     cfg = results["config"]
     print(
         f"{cfg['n_params']:,} params, {cfg['n_matrices']} matrices (d={d}, "
         f"{layers} layers), {cfg['backend']} {cfg['device']}, {rounds} rounds"
     )
     print(format_table(results))
+    print("\nstate bytes per parameter, one (256, 256) float32 matrix:")
+    for name, value in results["state_bytes_per_param_256x256"].items():
+        print(f"  {name:36s} {value:6.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return results
