@@ -128,6 +128,12 @@ def gallery(steps):
         Call("sgdr_schedule", Source(f"[dict({cycle_text})] * 4", [cycle] * 4)),
         Call("linear_onecycle_schedule", n, 1.0),
         Call("cosine_onecycle_schedule", n, 1.0),
+        Call(
+            "precond_update_prob_schedule",
+            min_prob=0.1,
+            decay=round(8 / n, 4),
+            flat_start=q,
+        ),
     ]
 
 

@@ -327,6 +327,7 @@ UNSUPPORTED += [
     ("laprop", "scale_by_laprop", lambda: gradtx.laprop(0.1), {}),
     ("mars_adamw", "scale_by_mars", lambda: gradtx.mars_adamw(0.1), {}),
     ("adam_mini", "scale_by_adam_mini", lambda: gradtx.adam_mini(0.1), {}),
+    ("soap", "scale_by_soap", lambda: gradtx.soap(0.1), {}),
 ]
 UNSUPPORTED_IDS = [u[0] for u in UNSUPPORTED]
 

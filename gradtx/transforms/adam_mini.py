@@ -24,6 +24,7 @@ from .._core.lifting import (
     state_zeros_like,
     upcast,
 )
+from .._core.placement import auto_axes, zeros_derived
 
 # The reference's name lists (adam_mini 1.1.1), matched as substrings of the
 # lower-cased dotted path ("layers.0.q_proj.kernel").
@@ -103,6 +104,17 @@ def _nu_shape(shape, b: Block):
     return (size // b.head_numel,)
 
 
+def _nu_dims(x, b: Block) -> tuple:
+    """For each axis of ``v``, the axis of the leaf it is split like: a row or
+    head statistic is split as the neuron axis is (heads are contiguous runs
+    of rows)."""
+    if b.kind == "adam":
+        return tuple(range(jnp.ndim(x)))
+    if b.kind == "tensor":
+        return ()
+    return (b.axis,)
+
+
 def adam_mini_leaf(g, m, v, b: Block, s):
     """One leaf: ``(u, m', v')`` with ``s = (b1, b2, c1, c2, eps)``."""
     b1, b2, c1, c2, eps = s
@@ -110,14 +122,20 @@ def adam_mini_leaf(g, m, v, b: Block, s):
     if b.kind == "adam":
         v = _maths.ema_sq(g, v, b2)
         return (m / c1) / (jnp.sqrt(v / c2) + eps), m, v
-    mean_sq = jnp.mean(_blocked(g, b) ** 2, axis=1)
-    v = _maths.ema(mean_sq.reshape(v.shape), v, b2)
+    if b.kind == "head":
+        mean_sq = jnp.mean(_blocked(g, b) ** 2, axis=1)
+        v = _maths.ema(mean_sq, v, b2)
+        rows = _blocked(m / c1, b) / (jnp.sqrt(v / c2) + eps).reshape(-1, 1)
+        moved = jnp.moveaxis(g, b.axis, 0).shape
+        return jnp.moveaxis(rows.reshape(moved), 0, b.axis), m, v
+    # Whole-tensor and per-row means reduce in place (no reshape of a split
+    # leaf, so a sharded step needs an all-reduce and no gather).
+    axes = tuple(a for a in range(jnp.ndim(g)) if b.kind == "tensor" or a != b.axis)
+    v = _maths.ema(jnp.mean(g**2, axis=axes), v, b2)
     h = jnp.sqrt(v / c2) + eps
-    rows = _blocked(m / c1, b) / h.reshape(-1, 1)
-    if b.kind == "tensor":
-        return rows.reshape(g.shape), m, v
-    moved = jnp.moveaxis(g, b.axis, 0).shape
-    return jnp.moveaxis(rows.reshape(moved), 0, b.axis), m, v
+    if b.kind == "row":
+        h = jnp.expand_dims(h, axes)
+    return (m / c1) / h, m, v
 
 
 class ScaleByAdamMiniState(NamedTuple):
@@ -201,7 +219,7 @@ def scale_by_adam_mini(
         nu = []
         for x, b in zip(leaves, blocks(params), strict=True):
             dt = jnp.promote_types(dtype_of(x), jnp.float32)
-            nu.append(jnp.zeros(_nu_shape(jnp.shape(x), b), dt))
+            nu.append(zeros_derived(x, _nu_shape(jnp.shape(x), b), dt, _nu_dims(x, b)))
         return ScaleByAdamMiniState(
             count=jnp.zeros([], jnp.int32),
             mu=state_zeros_like(params, mu_dtype),
@@ -239,7 +257,18 @@ def scale_by_adam_mini(
                 raise ValueError(
                     f"{owner}: `nu` does not match the blocks of the params."
                 )
-            u, m2, v2 = adam_mini_leaf(upcast(g), upcast(m), upcast(v), b, s)
+            # Block means reduce over split axes: under Explicit mesh axes the
+            # compiler partitions them, and each output keeps its input's place.
+            u, m2, v2 = auto_axes(
+                lambda g, m, v, s, b=b: adam_mini_leaf(
+                    upcast(g), upcast(m), upcast(v), b, s
+                ),
+                g,
+                m,
+                v,
+                s,
+                out_like=(g, m, v),
+            )
             out.append(
                 (
                     cast_to(u, dtype_of(g)),

@@ -141,8 +141,42 @@ def _gram(g, axis):
     return jnp.tensordot(g, g, axes=(others, others))
 
 
+def _uniform(layout) -> bool:
+    """Whether every block has the same shape (no ragged last block)."""
+    return all(len(set(sizes)) == 1 for sizes in layout.sizes)
+
+
+def _stacked_blocks(x, layout):
+    """The blocks of ``x`` as one ``(blocks, *block_shape)`` array (uniform
+    layouts): a reshape and a transpose, which the compiler partitions along
+    a split dimension without gathering it."""
+    k = len(layout.sizes)
+    counts = [len(sizes) for sizes in layout.sizes]
+    widths = [sizes[0] for sizes in layout.sizes]
+    x = x.reshape([n for pair in zip(counts, widths, strict=True) for n in pair])
+    x = x.transpose([2 * a for a in range(k)] + [2 * a + 1 for a in range(k)])
+    return x.reshape(-1, *widths)
+
+
+def _unstacked(blocks, layout, shape):
+    k = len(layout.sizes)
+    counts = [len(sizes) for sizes in layout.sizes]
+    x = blocks.reshape(*counts, *blocks.shape[1:])
+    return x.transpose([i for a in range(k) for i in (a, k + a)]).reshape(shape)
+
+
 def _new_statistics(g, stats, layout, b2):
     w2 = jnp.where(b2 == 1.0, 1.0, 1.0 - b2)
+    if _uniform(layout):  # every block at once, factor by factor
+        blocks, k = _stacked_blocks(g, layout), len(layout.sizes)
+        out = [None] * len(stats)
+        for axis in range(k):
+            others = [1 + i for i in range(k) if i != axis]
+            gram = jax.lax.dot_general(blocks, blocks, ((others, others), ((0,), (0,))))
+            old = jnp.stack(stats[axis::k])
+            new = (b2 * old + w2 * gram).astype(old.dtype)
+            out[axis::k] = list(new)
+        return tuple(out)
     out, i = [], 0
     for block in _blocks(g, layout):
         for axis in range(block.ndim):
@@ -152,12 +186,18 @@ def _new_statistics(g, stats, layout, b2):
 
 
 def _preconditioned(g, preconds, layout):
-    """Every block times its factor roots, one dimension after another."""
+    """Every block times its factor roots, one dimension after another: each
+    product contracts the leading axis and appends the new one last, so after
+    ``ndim`` products the axes are back in order."""
+    if _uniform(layout):
+        blocks, k = _stacked_blocks(g, layout), len(layout.sizes)
+        for axis in range(k):
+            roots = jnp.stack(preconds[axis::k]).astype(blocks.dtype)
+            blocks = jax.lax.dot_general(blocks, roots, (((1,), (1,)), ((0,), (0,))))
+        return _unstacked(blocks, layout, g.shape)
     out, i = [], 0
     for block in _blocks(g, layout):
         for _ in range(block.ndim):
-            # Contracts the leading axis and appends the new one last: after
-            # ``ndim`` products the axes are back in order.
             block = jnp.tensordot(block, preconds[i].astype(block.dtype), ((0,), (0,)))
             i += 1
         out.append(block)
@@ -520,14 +560,18 @@ def _is_zero(x):
 
 def _factor_dims(layout, ndim):
     """Which leaf dimension each factor's rows follow for placement: the
-    leaf's own dimension when the leaf was not reshaped, else none (the
-    compiler places it)."""
+    leaf's own dimension when the leaf was not reshaped and that dimension is
+    one block, else none. A factor of a dimension cut into several blocks is
+    at most ``block_size`` wide and belongs to one block, not to the split:
+    it is replicated (small), and under Auto axes the compiler may move it."""
     if layout.skip:
         return []
+    whole = [len(sizes) == 1 for sizes in layout.sizes]
     dims = []
     for block in itertools.product(*layout.sizes):
         for axis in range(len(block)):
-            dims.append((axis if not layout.merged else None, None))
+            follow = not layout.merged and whole[axis]
+            dims.append((axis if follow else None, None))
     return dims
 
 

@@ -86,6 +86,12 @@ def add_decayed_weights(
     return masked(tx, mask)
 
 
+def _no_decay(weight_decay) -> bool:
+    """Whether ``weight_decay`` is a plain number equal to 0 (no schedule,
+    no traced value): then the params are not needed."""
+    return isinstance(weight_decay, (int, float)) and weight_decay == 0
+
+
 class DecayAfterStepState(NamedTuple):
     """The step count of :func:`add_decayed_weights_after_step`."""
 
@@ -114,7 +120,9 @@ def add_decayed_weights_after_step(
         through undecayed (SOAP's first step, which moves nothing: 1).
 
     Returns:
-      A :class:`GradientTransformation` that needs ``params`` in ``update``.
+      A :class:`GradientTransformation` that needs ``params`` in ``update``,
+      unless ``weight_decay`` is the number 0 (then it passes the updates
+      through, as the aliases' default ``weight_decay=0.0`` should).
     """
     owner = "add_decayed_weights_after_step"
     _validate.scalar_or_schedule(owner, "weight_decay", weight_decay)
@@ -127,9 +135,11 @@ def add_decayed_weights_after_step(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG.format(name=owner))
         count = state.count
+        if params is None:
+            if _no_decay(weight_decay):
+                return updates, DecayAfterStepState(_maths.safe_increment(count))
+            raise ValueError(NO_PARAMS_MSG.format(name=owner))
         wd = weight_decay(count) if callable(weight_decay) else weight_decay
         lr = learning_rate(count) if callable(learning_rate) else learning_rate
         wd = jnp.where(count >= first_step, wd, 0.0)

@@ -60,6 +60,7 @@ GATHERS = {
     "galore": "the SVD and the projections need whole matrices",
     "soap": "eigh, QR and the rotations into the eigenbases need whole matrices",
     "psgd_kron": "Kronecker factors are fitted to and applied along whole dims",
+    "shampoo": "statistics and roots of a block need its whole rows and columns",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS
