@@ -272,6 +272,30 @@ def matrix_inverse_pth_root(
         root = ((matrix + ridge) ** alpha).astype(matrix.dtype)
         return root, jnp.zeros((), jnp.float32)
 
+    root, err = coupled_newton_root(
+        matrix + ridge * eye, eye, p, alpha, num_iters, error_tolerance, precision
+    )
+    return root.astype(matrix.dtype), err
+
+
+def coupled_newton_root(
+    damped: jax.Array,
+    eye: jax.Array,
+    p: Any,
+    alpha: Any,
+    num_iters: Any,
+    error_tolerance: Any,
+    precision: Any = lax.Precision.HIGHEST,
+) -> tuple[jax.Array, jax.Array]:
+    """The coupled Newton iteration of :func:`matrix_inverse_pth_root` on a
+    definite ``damped`` matrix: ``(root, max|M − I|)``.
+
+    ``eye`` is the identity, or ``diag(mask)`` for a matrix zero-padded to a
+    batch's size (the padding stays zero). Shared with Shampoo's batched
+    roots (:mod:`gradtx.transforms.shampoo_roots`). ``alpha`` is ``−1/p``
+    in the caller's dtype (Optax's root rounds it to float32).
+    """
+
     def go_on(carry):
         i, _, _, _, err, improving = carry
         return (i < num_iters) & (err > error_tolerance) & improving
@@ -284,15 +308,13 @@ def matrix_inverse_pth_root(
         err_new = jnp.max(jnp.abs(m_new - eye))
         return i + 1, m_new, h_new, h, err_new, err_new < 1.2 * err
 
-    damped = matrix + ridge * eye
     z = (1 + p) / (2 * jnp.linalg.norm(damped))
     m0 = damped * z
     h0 = eye * jnp.power(z, 1.0 / p)
     err0 = jnp.max(jnp.abs(m0 - eye))
     start = (jnp.zeros((), jnp.int32), m0, h0, h0, err0, jnp.asarray(True))
     _, m, h, h_prev, _, improving = lax.while_loop(go_on, newton, start)
-    root = jnp.where(improving, h, h_prev).astype(matrix.dtype)
-    return root, jnp.max(jnp.abs(m - eye))
+    return jnp.where(improving, h, h_prev), jnp.max(jnp.abs(m - eye))
 
 
 def _spectral_bound(q: jax.Array) -> jax.Array:

@@ -271,9 +271,12 @@ def check_shapes(
                 )
 
 
-def _reject_complex(
+def reject_complex(
     owner: str, updates: Any, columns: Sequence[Sequence[Any]], reason: Any
 ) -> None:
+    """Raises ``TypeError`` naming the first complex leaf of ``columns`` (lists
+    of leaves in the order of ``updates``' leaves) by its path, with the
+    ``reason`` its maths is real-only."""
     for column in columns:
         for i, x in enumerate(column):
             if jnp.iscomplexobj(x):
@@ -324,7 +327,7 @@ def map_leaves(
     check_shapes(updates, leaves, others, names, owner)
     check_leaf_dtypes(owner, updates, leaves, others, names)
     if complex_ok is not True:
-        _reject_complex(owner, updates, [leaves, *others], complex_ok)
+        reject_complex(owner, updates, [leaves, *others], complex_ok)
     outs = []
     extras = zip(*per_leaf, strict=True) if per_leaf else [()] * len(leaves)
     for args, extra in zip(zip(leaves, *others, strict=True), extras, strict=True):

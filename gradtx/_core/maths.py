@@ -232,3 +232,17 @@ def safe_increment(count: chex.Array) -> chex.Array:
         )
     top = jnp.asarray(top, count.dtype)
     return jnp.where(count < top, count + jnp.asarray(1, count.dtype), top)
+
+
+def axis_gram(x: chex.Array, axis: int, batch_dims: int = 0) -> chex.Array:
+    """``X_(axis) X_(axis)ᵀ``: the Gram matrix of ``x`` along ``axis``,
+    contracting every other axis but the leading ``batch_dims`` (kept first).
+
+    The Kronecker-factor statistic of SOAP, Shampoo and PSGD-Kron; products
+    at the highest precision (float32 accumulation on TPU and GPU).
+    """
+    batch = list(range(batch_dims))
+    others = [i for i in range(batch_dims, jnp.ndim(x)) if i != axis]
+    return jax.lax.dot_general(
+        x, x, ((others, others), (batch, batch)), precision=jax.lax.Precision.HIGHEST
+    )

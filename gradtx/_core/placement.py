@@ -243,6 +243,15 @@ def auto_axes(fn: Callable, *args: Any, out_like: Any = None) -> Any:
     return jax.sharding.auto_axes(fn, out_sharding=out)(*args)
 
 
+def placement_key(x: Any) -> Any:
+    """Where ``x`` lives, as its type says (hashable): leaves are stacked
+    into one batched computation only with equally placed ones."""
+    try:
+        return jax.typeof(x).sharding
+    except (AttributeError, TypeError):  # pragma: no cover - very old jax
+        return None
+
+
 def _entry_axes(entry: Any) -> tuple:
     """The mesh axes one ``PartitionSpec`` entry splits a dimension over."""
     if entry is None:

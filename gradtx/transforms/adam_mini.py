@@ -21,6 +21,7 @@ from .._core.lifting import (
     dtype_of,
     flatten_like,
     leaf_paths,
+    reject_complex,
     state_zeros_like,
     upcast,
 )
@@ -230,16 +231,7 @@ def scale_by_adam_mini(
         del params, extra_args
         check_state(owner, state, ScaleByAdamMiniState)
         leaves, treedef = jax.tree.flatten(updates)
-        if any(jnp.iscomplexobj(x) for x in leaves):
-            bad = next(
-                p
-                for p, x in zip(leaf_paths(updates), leaves, strict=True)
-                if jnp.iscomplexobj(x)
-            )
-            raise TypeError(
-                f"{owner}: complex leaf {bad} is not supported: Adam-mini's block "
-                "means are real-only here."
-            )
+        reject_complex(owner, updates, [leaves], "Adam-mini's block means are real")
         mus = flatten_like(treedef, state.mu, name="mu", owner=owner)
         nus = flatten_like(treedef, state.nu, name="nu", owner=owner)
         check_shapes(updates, leaves, [mus], ["mu"], owner)

@@ -27,10 +27,11 @@ from .._core.lifting import (
     check_shapes,
     flatten_like,
     leaf_paths,
+    reject_complex,
     state_zeros_like,
     upcast,
 )
-from .._core.placement import auto_axes, full_like, zeros_derived
+from .._core.placement import auto_axes, full_like, placement_key, zeros_derived
 from .noise import as_key
 
 MEMORY_SAVE_MODES = (None, "one_diag", "all_diag")
@@ -39,6 +40,10 @@ MEMORY_SAVE_MODES = (None, "one_diag", "all_diag")
 PSGD_JAX_SEED = 5318008
 _BALANCE_PROBABILITY = 0.01
 _MAX_RMS = 1.1
+_REAL_ONLY = (
+    "PSGD-Kron's factors and probes are real. Split it with "
+    "gradtx.contrib.split_real_and_imaginary"
+)
 
 
 def precond_update_prob_schedule(
@@ -134,10 +139,9 @@ def _solve_along(x, q, axis):
 def _gram(x, axis, diag):
     """``X_(i) X_(i)^T`` for the unfolding along ``axis`` (its diagonal only
     when ``diag``)."""
-    others = tuple(a for a in range(x.ndim) if a != axis)
     if diag:
-        return jnp.sum(x * x, axis=others)
-    return jnp.tensordot(x, x, axes=(others, others))
+        return jnp.sum(x * x, axis=tuple(a for a in range(x.ndim) if a != axis))
+    return _maths.axis_gram(x, axis)
 
 
 def norm_lower_bound(a: chex.Array) -> chex.Array:
@@ -222,6 +226,42 @@ def _kron_leaf(m, g_fit, qs, probe, decide, lr):
     qs = jax.lax.cond(do_update, fitted, lambda qs: qs, qs)
     u = _clip_rms(_precondition(qs, m))
     return u, [q.astype(d) for q, d in zip(qs, dtypes, strict=True)]
+
+
+def _same_shapes(jobs):
+    """The leaves' indices grouped by shapes, dtypes and placement: each
+    group is fitted and preconditioned as one batched (``vmap``) program, so
+    a model of many same-shaped layers compiles a few programs, not one per
+    leaf."""
+    groups = {}
+    for i, (m, fit_in, qs, _) in jobs.items():
+        key = (
+            jnp.shape(m),
+            jnp.result_type(m),
+            jnp.result_type(fit_in),
+            tuple((jnp.shape(q), jnp.result_type(q)) for q in qs),
+            placement_key(m),
+        )
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _kron_group(jobs, likes, decide, lr):
+    """``_kron_leaf`` on each job of a same-shape group: ``[(u, qs), …]``.
+    Explicit axes: the factors are fitted and applied along whole dims, in
+    an ``auto_axes`` region; each result keeps its leaf's (or factor's)
+    sharding."""
+
+    def run(decide, lr, jobs):
+        if len(jobs) == 1:
+            return [_kron_leaf(*jobs[0], decide, lr)]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *jobs)
+        batched = jax.vmap(_kron_leaf, in_axes=(0, 0, 0, 0, None, None))
+        us, qs = batched(*stacked, decide, lr)
+        return [(us[k], [q[k] for q in qs]) for k in range(len(jobs))]
+
+    out_like = [(g, job[2]) for g, job in zip(likes, jobs, strict=True)]
+    return auto_axes(run, decide, lr, jobs, out_like=out_like)
 
 
 class KronState(NamedTuple):
@@ -362,7 +402,7 @@ def scale_by_kron(
     def init_fn(params):
         mu = state_zeros_like(params, mu_dtype)
         leaves, treedef = jax.tree.flatten(params)
-        _reject_complex(owner, params, leaves)
+        reject_complex(owner, params, [leaves], _REAL_ONLY)
         qs = treedef.unflatten([init_leaf(p) for p in leaves])
         zero = jnp.zeros([], jnp.int32)
         return KronState(count=zero, mu=mu, qs=qs, update_counter=zero)
@@ -375,7 +415,7 @@ def scale_by_kron(
         qss = flatten_like(treedef, state.qs, name="qs", owner=owner)
         check_shapes(updates, leaves, [mus], ["mu"], owner)
         check_leaf_dtypes(owner, updates, leaves, [mus], ["mu"])
-        _reject_complex(owner, updates, leaves)
+        reject_complex(owner, updates, [leaves], _REAL_ONLY)
         _check_factors(owner, updates, leaves, qss, kinds_of)
         count = _maths.safe_increment(state.count)
         p = prob(count) if callable(prob) else prob
@@ -383,30 +423,28 @@ def scale_by_kron(
         do_update = counter >= _inverse(p)
         do_balance, keys = _draws(base_key, state.count, max(len(leaves), 1))
         debias = _maths.debias_factor(b1, count)
-        outs, new_mu, new_qs = [], [], []
-        for g, mu, qs, k in zip(leaves, mus, qss, keys, strict=False):
+        outs, new_mu, jobs = [], [], {}
+        for i, (g, mu, qs, k) in enumerate(zip(leaves, mus, qss, keys, strict=False)):
             g32 = upcast(g)
             new = _maths.ema(g32, upcast(mu), b1)
             new_mu.append(new.astype(jnp.result_type(mu)))
+            outs.append(g)
             if not math.prod(jnp.shape(g)):  # zero-size: nothing to fit
-                outs.append(g)
-                new_qs.append(qs)
                 continue
             m = new / debias
             probe = jax.random.normal(k, jnp.shape(g), jnp.result_type(m))
-            fit_in = m if momentum_into_precond_update else g32
-            u, qs = auto_axes(
-                _kron_leaf,
-                m,
-                fit_in,
-                qs,
-                probe,
+            jobs[i] = (m, m if momentum_into_precond_update else g32, list(qs), probe)
+        new_qs = list(qss)
+        for members in _same_shapes(jobs):
+            results = _kron_group(
+                [jobs[i] for i in members],
+                [leaves[i] for i in members],
                 (do_update, do_balance),
                 preconditioner_lr,
-                out_like=(g, qs),
             )
-            outs.append(u.astype(jnp.result_type(g)))
-            new_qs.append(qs)
+            for i, (u, qs) in zip(members, results, strict=True):
+                outs[i] = u.astype(jnp.result_type(leaves[i]))
+                new_qs[i] = qs
         new_state = KronState(
             count=count,
             mu=treedef.unflatten(new_mu),
@@ -416,17 +454,6 @@ def scale_by_kron(
         return treedef.unflatten(outs), new_state
 
     return GradientTransformation(init_fn, update_fn)
-
-
-def _reject_complex(owner, tree, leaves):
-    for i, x in enumerate(leaves):
-        if jnp.iscomplexobj(x):
-            raise TypeError(
-                f"{owner}: complex leaf {leaf_paths(tree)[i]} (dtype "
-                f"{jnp.result_type(x)}) is not supported: PSGD-Kron's factors "
-                "and probes are real. Split it with "
-                "gradtx.contrib.split_real_and_imaginary."
-            )
 
 
 def _check_factors(owner, updates, leaves, qss, kinds_of):

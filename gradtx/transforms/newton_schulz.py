@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.placement import auto_axes
+from .._core.placement import auto_axes, placement_key
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 NS_METHODS = ("newton_schulz", "gram_newton_schulz")
@@ -239,14 +239,6 @@ def gram_newton_schulz(
     return x.T if transposed else x
 
 
-def _placement_key(x: Any) -> Any:
-    """Where ``x`` lives: leaves are stacked only with equally placed ones."""
-    try:
-        return jax.typeof(x).sharding
-    except (AttributeError, TypeError):  # pragma: no cover - very old jax
-        return None
-
-
 def orthogonalize_grouped(
     mats: Sequence[chex.Array],
     views: Sequence[tuple[Any, Callable, Callable]],
@@ -264,7 +256,7 @@ def orthogonalize_grouped(
     """
     groups: dict[Any, list[int]] = {}
     for i, (x, (key, _, _)) in enumerate(zip(mats, views, strict=True)):
-        group = (key, x.shape, x.dtype, _placement_key(x))
+        group = (key, x.shape, x.dtype, placement_key(x))
         groups.setdefault(group, []).append(i)
     ortho = jax.vmap(orthogonalize, in_axes=(0, None))
     out: list = [None] * len(mats)

@@ -2,12 +2,12 @@
 
 Each parameter is reshaped (small dimensions merged), cut into blocks of at
 most ``block_size`` along every dimension, and every block keeps one
-statistic matrix per dimension, ``L_k ← β₂ L_k + (1 − β₂) G_(k) G_(k)ᵀ``. Their
-inverse ``2r``-th roots (``r`` the block's rank) are recomputed by coupled
-Newton iterations (:func:`inverse_pth_root`, every factor of every leaf in
-one batch, zero-padded to the largest and masked, as the authors' code does)
-every ``preconditioning_compute_steps`` steps and applied on every
-dimension. The
+statistic matrix per dimension, ``L_k ← β₂ L_k + (1 − β₂) G_(k) G_(k)ᵀ``
+(:mod:`gradtx.transforms.shampoo_blocks`). Their inverse ``2r``-th roots
+(``r`` the block's rank) are recomputed by coupled Newton iterations, every
+factor of every leaf in one batch, as the authors' code does
+(:mod:`gradtx.transforms.shampoo_roots`), every
+``preconditioning_compute_steps`` steps and applied on every dimension. The
 preconditioned step is given the per-leaf norm of a diagonal method's step
 (grafting, :func:`gradtx.combinators.graft.match_norm`). The alias, with the
 full rule and references, is :func:`gradtx.shampoo`.
@@ -17,20 +17,32 @@ walks the trees with :func:`gradtx._core.lifting.flatten_like` rather than
 :func:`gradtx._core.lifting.map_leaves`.
 """
 
-import itertools
 from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._core import maths as _maths
 from .._core import validation as _validate
 from .._core.base import GradientTransformation, Updates, check_state
-from .._core.lifting import flatten_like, leaf_paths, state_zeros_like, upcast
+from .._core.lifting import (
+    flatten_like,
+    leaf_paths,
+    reject_complex,
+    state_zeros_like,
+    upcast,
+)
 from .._core.placement import auto_axes, zeros_derived
 from ..combinators.graft import match_norm
+from .shampoo_blocks import (
+    factor_dims,
+    factor_sizes,
+    new_statistics,
+    preconditioned,
+    shampoo_layout,
+)
+from .shampoo_roots import batched_inverse_roots
 
 GRAFT_TYPES = (
     "sgd",
@@ -40,279 +52,8 @@ GRAFT_TYPES = (
     "adagrad_normalized",
     "sqrt_n",
 )
-# A root whose Newton error max|M − I| is at least this (or NaN) is not used:
-# the previous preconditioner is kept (the authors' default threshold).
-INVERSE_FAILURE_THRESHOLD = 0.1
-# Newton is retried with a 10× larger ridge while its error exceeds this.
-_RETRY_ERROR = 0.05
-_RETRIES = 6
 _NORMALIZE_EPS = 1e-25
-
-
-# --------------------------------------------------------------------------
-# Static layout of one leaf: merged shape and blocks.
-
-
-class ShampooLayout(NamedTuple):
-    """How one leaf is preconditioned (fixed by its shape).
-
-    ``skip``: the leaf takes the grafting step only. Otherwise ``shape`` is the
-    leaf reshaped with small dimensions merged and ``sizes[k]`` the block
-    sizes along dimension ``k`` of ``shape``; ``merged`` says whether the
-    reshape changed the shape.
-    """
-
-    skip: bool
-    shape: tuple = ()
-    sizes: tuple = ()
-    merged: bool = False
-
-
-def merge_small_dims(shape: tuple, max_dim: int) -> tuple:
-    """Merges neighbouring dimensions while their product stays <= ``max_dim``.
-
-    Size-1 dimensions disappear; an all-ones shape gives ``(1,)``: e.g.
-    ``(16, 8)`` with ``max_dim = 4096`` gives ``(128,)``, with 1 ``(16, 8)``.
-    """
-    if shape and all(d == 1 for d in shape):
-        return (1,)
-    out, product = [], 1
-    for d in shape:
-        if product * d <= max_dim:
-            product *= d
-        else:
-            if product > 1:
-                out.append(product)
-            product = d
-    if product > 1:
-        out.append(product)
-    return tuple(out)
-
-
-def shampoo_layout(
-    shape: tuple, block_size: int, merge_block: int, rank_lt: int, dim_gt: int
-) -> ShampooLayout:
-    """The :class:`ShampooLayout` of a leaf of ``shape``."""
-    if len(shape) < rank_lt or any(d > dim_gt for d in shape) or 0 in shape:
-        return ShampooLayout(True)
-    merged = merge_small_dims(tuple(shape), merge_block)
-    sizes = []
-    for d in merged:
-        full, rest = divmod(d, block_size)
-        sizes.append((block_size,) * full + ((rest,) if rest else ()))
-    return ShampooLayout(False, merged, tuple(sizes), merged != tuple(shape))
-
-
-def _blocks(x, layout):
-    """The blocks of ``x`` (reshaped), in row-major order of block index."""
-    parts = [x.reshape(layout.shape)]
-    for axis, sizes in enumerate(layout.sizes):
-        cuts = list(itertools.accumulate(sizes))[:-1]
-        if cuts:
-            parts = [q for p in parts for q in jnp.split(p, cuts, axis=axis)]
-    return parts
-
-
-def _unblock(parts, layout, shape):
-    for axis in reversed(range(len(layout.sizes))):
-        n = len(layout.sizes[axis])
-        if n > 1:
-            parts = [
-                jnp.concatenate(parts[i : i + n], axis=axis)
-                for i in range(0, len(parts), n)
-            ]
-    return parts[0].reshape(shape)
-
-
-def _factor_sizes(layout):
-    """The size of every factor matrix, block by block, dimension by dimension."""
-    if layout.skip:
-        return []
-    return [d for block in itertools.product(*layout.sizes) for d in block]
-
-
-# --------------------------------------------------------------------------
-# Per-block maths.
-
-
-def _gram(g, axis):
-    """``G_(axis) G_(axis)ᵀ``: contraction over every other axis."""
-    others = [i for i in range(g.ndim) if i != axis]
-    return jnp.tensordot(g, g, axes=(others, others))
-
-
-def _uniform(layout) -> bool:
-    """Whether every block has the same shape (no ragged last block)."""
-    return all(len(set(sizes)) == 1 for sizes in layout.sizes)
-
-
-def _stacked_blocks(x, layout):
-    """The blocks of ``x`` as one ``(blocks, *block_shape)`` array (uniform
-    layouts): a reshape and a transpose, which the compiler partitions along
-    a split dimension without gathering it."""
-    k = len(layout.sizes)
-    counts = [len(sizes) for sizes in layout.sizes]
-    widths = [sizes[0] for sizes in layout.sizes]
-    x = x.reshape([n for pair in zip(counts, widths, strict=True) for n in pair])
-    x = x.transpose([2 * a for a in range(k)] + [2 * a + 1 for a in range(k)])
-    return x.reshape(-1, *widths)
-
-
-def _unstacked(blocks, layout, shape):
-    k = len(layout.sizes)
-    counts = [len(sizes) for sizes in layout.sizes]
-    x = blocks.reshape(*counts, *blocks.shape[1:])
-    return x.transpose([i for a in range(k) for i in (a, k + a)]).reshape(shape)
-
-
-def _new_statistics(g, stats, layout, b2):
-    w2 = jnp.where(b2 == 1.0, 1.0, 1.0 - b2)
-    if _uniform(layout):  # every block at once, factor by factor
-        blocks, k = _stacked_blocks(g, layout), len(layout.sizes)
-        out = [None] * len(stats)
-        for axis in range(k):
-            others = [1 + i for i in range(k) if i != axis]
-            gram = jax.lax.dot_general(blocks, blocks, ((others, others), ((0,), (0,))))
-            old = jnp.stack(stats[axis::k])
-            new = (b2 * old + w2 * gram).astype(old.dtype)
-            out[axis::k] = list(new)
-        return tuple(out)
-    out, i = [], 0
-    for block in _blocks(g, layout):
-        for axis in range(block.ndim):
-            out.append(b2 * stats[i] + w2 * _gram(block, axis))
-            i += 1
-    return tuple(s.astype(old.dtype) for s, old in zip(out, stats, strict=True))
-
-
-def _preconditioned(g, preconds, layout):
-    """Every block times its factor roots, one dimension after another: each
-    product contracts the leading axis and appends the new one last, so after
-    ``ndim`` products the axes are back in order."""
-    if _uniform(layout):
-        blocks, k = _stacked_blocks(g, layout), len(layout.sizes)
-        for axis in range(k):
-            roots = jnp.stack(preconds[axis::k]).astype(blocks.dtype)
-            blocks = jax.lax.dot_general(blocks, roots, (((1,), (1,)), ((0,), (0,))))
-        return _unstacked(blocks, layout, g.shape)
-    out, i = [], 0
-    for block in _blocks(g, layout):
-        for _ in range(block.ndim):
-            block = jnp.tensordot(block, preconds[i].astype(block.dtype), ((0,), (0,)))
-            i += 1
-        out.append(block)
-    return _unblock(out, layout, g.shape)
-
-
-def _matmul(a, b):
-    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
-
-
-def _matrix_power(m, p):
-    """``m^p`` for a (traced) whole ``p >= 1``, by repeated squaring."""
-
-    def step(carry):
-        e, power, base = carry
-        power = jax.lax.cond(e % 2 == 1, lambda: _matmul(base, power), lambda: power)
-        return e // 2, power, _matmul(base, base)
-
-    start = (p, jnp.eye(m.shape[0], dtype=m.dtype), m)
-    return jax.lax.while_loop(lambda c: c[0] > 0, step, start)[1]
-
-
-def _largest_eigenvalue(mat, mask):
-    """Power iteration (at most 100 steps, until the Rayleigh quotient moves
-    by <= 1e-6) from a fixed start vector, zero on the padding."""
-    n = mat.shape[-1]
-    v0 = np.random.RandomState(1729).uniform(-1.0, 1.0, n)
-    v0 = jnp.asarray(v0.astype(mat.dtype)) * mask
-
-    def go_on(carry):
-        i, _, _, moving = carry
-        return (i < 100) & moving
-
-    def step(carry):
-        i, v, s, _ = carry
-        v = v / jnp.linalg.norm(v)
-        mv = _matmul(mat, v)
-        s_new = jnp.dot(v, mv)
-        return i + 1, mv, s_new, jnp.abs(s_new - s) > 1e-6
-
-    start = (jnp.zeros((), jnp.int32), v0, jnp.zeros((), mat.dtype), jnp.asarray(True))
-    return jax.lax.while_loop(go_on, step, start)[2]
-
-
-def inverse_pth_root(mat, mask, p, matrix_eps):
-    """``(L + ε λ_max I)^(-1/p)`` of the unmasked block of ``mat``, by coupled
-    Newton iterations, and the final error ``max|M − I|``.
-
-    ``mask`` (1 on the first ``n`` rows, 0 on zero padding) lets matrices of
-    several sizes be batched. Newton (at most 100 steps) runs while the error
-    is above 1e-6 and does not grow by 1.2× or more in a step (then the
-    previous iterate is kept); the whole iteration is tried again with a 10×
-    larger ridge, up to 6 tries, while the final error is above 0.05.
-    """
-    eye = jnp.diag(mask)
-    mat = mat * mask[:, None] * mask[None, :]
-    alpha = (-1.0 / p).astype(mat.dtype)
-    ridge = matrix_eps * jnp.maximum(_largest_eigenvalue(mat, mask), 1e-25)
-    if mat.shape[0] == 1:
-        return (mat + ridge) ** alpha, jnp.zeros((), mat.dtype)
-
-    def newton_on(carry):
-        i, _, _, _, err, ratio = carry
-        return (i < 100) & (err > 1e-6) & (ratio < 1.2)
-
-    def newton(carry):
-        i, m, h, _, err, _ = carry
-        t = (1 - alpha) * eye + alpha * m
-        m_new = _matmul(_matrix_power(t, p), m)
-        err_new = jnp.max(jnp.abs(m_new - eye))
-        return i + 1, m_new, _matmul(h, t), h, err_new, err_new / err
-
-    def retry_on(carry):
-        i, _, err = carry
-        return (i == 0) | ((err > _RETRY_ERROR) & (i < _RETRIES))
-
-    def attempt(carry):
-        i = carry[0]
-        damped = mat + ridge * (10**i).astype(mat.dtype) * eye
-        z = (1 + p) / (2 * jnp.linalg.norm(damped))
-        m0, h0 = damped * z, eye * z ** (1.0 / p)
-        one = jnp.ones((), mat.dtype)
-        start = (0, m0, h0, h0, jnp.max(jnp.abs(m0 - eye)), one)
-        _, m, h, h_old, _, ratio = jax.lax.while_loop(newton_on, newton, start)
-        h = jnp.where(ratio < 1.2, h, h_old)
-        return i + 1, h, jnp.max(jnp.abs(m - eye))
-
-    zero = jnp.zeros((), mat.dtype)
-    start = (jnp.zeros((), jnp.int32), jnp.zeros_like(mat), zero)
-    _, root, err = jax.lax.while_loop(retry_on, attempt, start)
-    return root, err
-
-
-def _all_roots(stats, old, exponents, matrix_eps):
-    """New roots of every statistic, batched (zero-padded to the largest
-    size), keeping the old root where Newton failed."""
-    groups = {}
-    for i, s in enumerate(stats):
-        groups.setdefault(s.dtype, []).append(i)
-    new = list(old)
-    for idx in groups.values():
-        size = max(stats[i].shape[0] for i in idx)
-        pad = lambda x, n=size: jnp.pad(x, [(0, n - x.shape[0])] * 2)
-        batch = jnp.stack([pad(stats[i]) for i in idx])
-        masks = jnp.stack([jnp.arange(size) < stats[i].shape[0] for i in idx]).astype(
-            batch.dtype
-        )
-        ps = jnp.asarray([exponents[i] for i in idx], jnp.int32)
-        fn = lambda s, m, p: inverse_pth_root(s, m, p, matrix_eps)
-        roots, errs = jax.vmap(fn)(batch, masks, ps)
-        for k, i in enumerate(idx):
-            n = stats[i].shape[0]
-            bad = jnp.isnan(errs[k]) | (errs[k] >= INVERSE_FAILURE_THRESHOLD)
-            new[i] = jnp.where(bad, old[i], roots[k, :n, :n].astype(old[i].dtype))
-    return tuple(new)
+_REAL_ONLY = "Shampoo's statistics and roots are real symmetric matrices"
 
 
 def _graft_step(g, diag, graft_type, b2, diagonal_eps):
@@ -425,8 +166,8 @@ def scale_by_shampoo(
         layout = layout_of(jnp.shape(p))
         dtype = jnp.promote_types(jnp.result_type(p), jnp.float32)
         stats, roots = [], []
-        dims = _factor_dims(layout, jnp.ndim(p))
-        for d, dim in zip(_factor_sizes(layout), dims, strict=True):
+        dims = factor_dims(layout, jnp.ndim(p))
+        for d, dim in zip(factor_sizes(layout), dims, strict=True):
             zero = zeros_derived(p, (d, d), dtype, dim)
             eye = jnp.eye(d, dtype=dtype)
             stats.append(zero + matrix_eps * eye)
@@ -436,7 +177,7 @@ def scale_by_shampoo(
 
     def init_fn(params):
         leaves, treedef = jax.tree.flatten(params)
-        _reject_complex(owner, params, leaves, "params")
+        reject_complex(owner, params, [leaves], _REAL_ONLY)
         cols = list(zip(*[init_leaf(p) for p in leaves], strict=True)) or [[]] * 3
         stats, roots, diag = (treedef.unflatten(list(c)) for c in cols)
         mu = state_zeros_like(params)
@@ -446,7 +187,7 @@ def scale_by_shampoo(
         del extra_args
         check_state(owner, state, ShampooState)
         leaves, treedef = jax.tree.flatten(updates)
-        _reject_complex(owner, updates, leaves, "updates")
+        reject_complex(owner, updates, [leaves], _REAL_ONLY)
         names = ["stats", "preconds", "diag", "mu", "graft_mu"]
         trees = [getattr(state, n) for n in names]
         if weight_decay is not None and not _is_zero(weight_decay):
@@ -466,7 +207,7 @@ def scale_by_shampoo(
 
         # Statistics (every `statistics_compute_steps` steps).
         def _statistics_of(g, old_s, lay):
-            fn = lambda g, s: _new_statistics(g, s, lay, b2)
+            fn = lambda g, s: new_statistics(g, s, lay, b2)
             return auto_axes(fn, g, old_s, out_like=old_s)
 
         def all_stats(old):
@@ -489,7 +230,7 @@ def scale_by_shampoo(
         exps = [
             exponent(lay) for lay, ss in zip(layouts, stats, strict=True) for _ in ss
         ]
-        compute = lambda s, o: _all_roots(s, o, exps, matrix_eps)
+        compute = lambda s, o: batched_inverse_roots(s, o, exps, matrix_eps)
         if flat_stats:
             if preconditioning_compute_steps > 1:
                 compute = lambda s, o, c=compute: jax.lax.cond(
@@ -520,7 +261,7 @@ def scale_by_shampoo(
             # Explicit axes: products over whole (possibly split) dimensions.
             direction = r
             if not lay.skip:
-                fn = lambda g, r, lay=lay: _preconditioned(g, r, lay)
+                fn = lambda g, r, lay=lay: preconditioned(g, r, lay)
                 direction = auto_axes(fn, g, roots[i], out_like=g)
             s = match_norm(r, direction)
             if len(cols) > 5:
@@ -558,36 +299,9 @@ def _is_zero(x):
     return not isinstance(x, jax.core.Tracer) and not callable(x) and float(x) == 0.0
 
 
-def _factor_dims(layout, ndim):
-    """Which leaf dimension each factor's rows follow for placement: the
-    leaf's own dimension when the leaf was not reshaped and that dimension is
-    one block, else none. A factor of a dimension cut into several blocks is
-    at most ``block_size`` wide and belongs to one block, not to the split:
-    it is replicated (small), and under Auto axes the compiler may move it."""
-    if layout.skip:
-        return []
-    whole = [len(sizes) == 1 for sizes in layout.sizes]
-    dims = []
-    for block in itertools.product(*layout.sizes):
-        for axis in range(len(block)):
-            follow = not layout.merged and whole[axis]
-            dims.append((axis if follow else None, None))
-    return dims
-
-
-def _reject_complex(owner, tree, leaves, name):
-    for i, x in enumerate(leaves):
-        if jnp.iscomplexobj(x):
-            raise TypeError(
-                f"{owner}: complex leaf {leaf_paths(tree)[i]} of `{name}` (dtype "
-                f"{jnp.result_type(x)}) is not supported: Shampoo's statistics "
-                "and roots are real symmetric matrices."
-            )
-
-
 def _check_state_shapes(owner, updates, leaves, cols, layouts, has_diag):
     for i, (g, lay) in enumerate(zip(leaves, layouts, strict=True)):
-        want = [(d, d) for d in _factor_sizes(lay)]
+        want = [(d, d) for d in factor_sizes(lay)]
         for name, col in zip(("stats", "preconds"), cols[:2], strict=True):
             got = [tuple(jnp.shape(s)) for s in col[i]]
             if got != want:

@@ -38,6 +38,7 @@ from .._core.lifting import (
     check_shapes,
     flatten_like,
     leaf_paths,
+    reject_complex,
     square_state_like,
     state_zeros_like,
     upcast,
@@ -46,6 +47,7 @@ from .._core.placement import auto_axes, zeros_derived
 
 REFRESH_METHODS = ("power_qr", "eigh")
 _HIGHEST = jax.lax.Precision.HIGHEST
+_REAL_ONLY = "SOAP's eigenbases are real"
 _LOW_PRECISION = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
@@ -97,9 +99,7 @@ def _project(x, qs, view, axes, *, back=False):
 
 def _gram(g, view, axis):
     """``G_(axis) G_(axis)ᵀ``: the Gram matrix of ``g`` over its other axes."""
-    y = g.reshape(view)
-    others = [i for i in range(len(view)) if i != axis]
-    return jnp.tensordot(y, y, (others, others), precision=_HIGHEST)
+    return _maths.axis_gram(g.reshape(view), axis)
 
 
 def _eigenbasis(gg):
@@ -233,14 +233,6 @@ def scale_by_soap(
         dtype = jnp.result_type(x)
         return jnp.dtype(jnp.float32) if dtype in _LOW_PRECISION else dtype
 
-    def reject_complex(tree, leaves):
-        for path, x in zip(leaf_paths(tree), leaves, strict=True):
-            if jnp.iscomplexobj(x):
-                raise TypeError(
-                    f"{owner}: complex leaf {path} (dtype {jnp.result_type(x)}) is "
-                    "not supported: SOAP's eigenbases are real."
-                )
-
     def factors(x):
         view, axes = layout(x)
         same = view == jnp.shape(x)
@@ -253,7 +245,7 @@ def scale_by_soap(
 
     def init_fn(params):
         params = check_array_leaves(params)
-        reject_complex(params, jax.tree.leaves(params))
+        reject_complex(owner, params, [jax.tree.leaves(params)], _REAL_ONLY)
         gg = jax.tree.map(factors, params)
         return ScaleBySoapState(
             count=jnp.zeros([], jnp.int32),
@@ -284,7 +276,7 @@ def scale_by_soap(
         nus = flatten_like(treedef, state.nu, name="nu", owner=owner)
         check_shapes(updates, leaves, [mus, nus], ["mu", "nu"], owner)
         check_leaf_dtypes(owner, updates, leaves, [mus, nus], ["mu", "nu"])
-        reject_complex(updates, leaves)
+        reject_complex(owner, updates, [leaves], _REAL_ONLY)
         ggs = check_factors(updates, leaves, state.gg, "gg")
         qs = check_factors(updates, leaves, state.q, "q")
         layouts = [layout(g) for g in leaves]

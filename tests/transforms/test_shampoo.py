@@ -20,7 +20,8 @@ import reference_shampoo as RS
 from public_references import distributed_shampoo, jax_tree_aliases
 
 import gradtx
-from gradtx.transforms.shampoo import ShampooState, merge_small_dims, shampoo_layout
+from gradtx.transforms.shampoo import ShampooState
+from gradtx.transforms.shampoo_blocks import merge_small_dims, shampoo_layout
 
 STEPS = 30
 RNG = np.random.default_rng(0)
