@@ -51,13 +51,15 @@ def optimizers(total_steps):
         "Muon": gtx.muon(cosine(2e-2), adam_learning_rate=cosine(3e-3)),
         "SOAP": gtx.soap(cosine(3e-3), weight_decay=1e-4, precondition_frequency=10),
         "Shampoo": gtx.shampoo(
-            cosine(3e-3),
+            cosine(1e-2),
             block_size=128,
-            graft_type="rmsprop_normalized",
+            graft_type="adagrad",
             start_preconditioning_step=10,
             preconditioning_compute_steps=10,
         ),
-        "PSGD-Kron": gtx.psgd_kron(cosine(1e-3)),
+        # Q starts at 10·I: the gradients here are ~1e-2, and from Q = I the
+        # first steps would be plain SGD at 1e-3 until Q has grown.
+        "PSGD-Kron": gtx.psgd_kron(cosine(1e-3), preconditioner_init_scale=10.0),
     }
 
 

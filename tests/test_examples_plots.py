@@ -89,3 +89,17 @@ def test_schedules_gallery(tmp_path):
     assert all(a == b for a, b in panels), out  # the title is the call made
     missing = expected - {name for name, _ in panels}
     assert not missing, f"schedules without a panel: {sorted(missing)}"
+
+
+def test_preconditioned(tmp_path):
+    """Each matrix optimizer trains the digits MLP (short run): a finite
+    training loss well below the start's ln 10, and the two-panel plot."""
+    pytest.importorskip("sklearn")
+    out = run_example("preconditioned.py", "--steps", "80", "--out", str(tmp_path))
+    assert_png(tmp_path / "preconditioned_loss.png")
+    rows = re.findall(r"^(\S+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)$", out, re.M)
+    names = [name for name, *_ in rows]
+    assert names == ["AdamW", "Muon", "SOAP", "Shampoo", "PSGD-Kron"], out
+    for name, loss, accuracy, ms, compile_s in rows:
+        assert float(loss) < 1.0 and float(accuracy) > 0.6, (name, out)
+        assert float(ms) > 0 and float(compile_s) > 0, (name, out)

@@ -181,3 +181,38 @@ def test_vmap_over_learning_rates(id_, name, kwargs):
     batched = jax.jit(jax.vmap(train))(lrs)
     for i, lr in enumerate(lrs):
         _assert_trees_close(jax.tree.map(lambda x: x[i], batched), jax.jit(train)(lr))
+
+
+# Wrappers whose state holds copies of the params or of an inner state.
+_STATE_COPIERS = {
+    "schedule_free": lambda: gradtx.schedule_free(gradtx.sgd(1e-2), learning_rate=1e-2),
+    "MultiSteps": lambda: gradtx.MultiSteps(gradtx.adam(1e-2), 2),
+    "kahan_summation": lambda: gradtx.kahan_summation(gradtx.adam(1e-2)),
+    "lookahead": lambda: gradtx.lookahead(gradtx.adam(1e-2), 2, 0.5),
+}
+
+
+@pytest.mark.parametrize(
+    "make_tx",
+    [lambda f=f, k=k: make(f, **k) for _, f, k in OPTIMIZERS]
+    + list(_STATE_COPIERS.values()),
+    ids=IDS + list(_STATE_COPIERS),
+)
+def test_init_state_can_be_donated_with_the_params(make_tx):
+    """Every state leaf is a buffer of its own, apart from the params' (a
+    jitted step with ``donate_argnums`` on params and state raises "donate the
+    same buffer twice" otherwise)."""
+    params = {"w": jnp.ones((4, 3)), "b": jnp.ones(3), "s": jnp.ones(())}
+    tx = make_tx()
+    state = tx.init(params)
+    owner = {}
+    for name, tree in (("params", params), ("state", state)):
+        for path, x in jax.tree_util.tree_leaves_with_path(tree):
+            if not isinstance(x, jax.Array) or not x.size:
+                continue
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x = jax.random.key_data(x)
+            where = name + jax.tree_util.keystr(path)
+            pointer = x.unsafe_buffer_pointer()
+            assert pointer not in owner, f"{where} is the buffer of {owner[pointer]}"
+            owner[pointer] = where

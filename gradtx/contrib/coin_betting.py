@@ -91,13 +91,13 @@ def scale_by_cocob(
         params = check_array_leaves(params)
         # Sums of |g| and a running max: float32 for float16 params, whose
         # range would lose eps (underflow) and long sums (overflow).
-        zeros = square_state_like(params)
+        # A new buffer each (a jitted step may donate params and state).
         return COCOBState(
-            init_particles=jax.tree.map(jnp.asarray, params),
-            cumulative_gradients=zeros,
+            init_particles=jax.tree.map(jnp.copy, params),
+            cumulative_gradients=square_state_like(params),
             scale=square_state_like(params, fill=eps),
-            subgradients=zeros,
-            reward=zeros,
+            subgradients=square_state_like(params),
+            reward=square_state_like(params),
         )
 
     def leaf(g, p, p0, c, lmax, gsum, r):

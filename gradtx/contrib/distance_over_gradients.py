@@ -138,7 +138,7 @@ def scale_by_dog(
             r0 = 0.0
         return DoGState(
             is_init_step=jnp.asarray(True),
-            init_params=jax.tree.map(jnp.asarray, params),
+            init_params=jax.tree.map(jnp.copy, params),
             max_dist=jnp.asarray(r0, dtype),
             sum_sq_norm_grads=jnp.zeros([], dtype),
         )
@@ -296,7 +296,7 @@ def scale_by_dowg(
         params = check_array_leaves(params)
         dtype = scalar_state_dtype(params)
         return DoWGState(
-            init_params=jax.tree.map(jnp.asarray, params),
+            init_params=jax.tree.map(jnp.copy, params),
             weighted_sq_norm_grads=jnp.zeros([], dtype),
             estim_sq_dist=jnp.asarray(r0_sq, dtype),
         )

@@ -94,7 +94,7 @@ def scale_by_madgrad(
             count=jnp.zeros([], jnp.int32),
             grad_sum_sq=square_state_like(params),
             s=state_zeros_like(params),
-            x0=jax.tree.map(jnp.asarray, params),
+            x0=jax.tree.map(jnp.copy, params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -144,7 +144,7 @@ def mechanize(
             m=zeros,
             v=zeros,
             s=jnp.full([num_betas], s_init, dtype),
-            x0=jax.tree.map(jnp.asarray, params),
+            x0=jax.tree.map(jnp.copy, params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

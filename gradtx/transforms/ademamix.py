@@ -76,10 +76,11 @@ def scale_by_ademamix(
     nu_dtype = _validate.float_dtype(owner, "nu_dtype", nu_dtype)
 
     def init_fn(params):
-        zeros = state_zeros_like(params, mu_dtype)
-        count = jnp.zeros([], jnp.int32)
+        # A new buffer each: a jitted step may donate the state.
+        m1, m2 = state_zeros_like(params, mu_dtype), state_zeros_like(params, mu_dtype)
+        count, count_m2 = jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)
         nu = square_state_like(params, nu_dtype if nu_dtype is not None else mu_dtype)
-        return ScaleByAdemamixState(count, count, zeros, zeros, nu)
+        return ScaleByAdemamixState(count, count_m2, m1, m2, nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

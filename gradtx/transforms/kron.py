@@ -404,8 +404,8 @@ def scale_by_kron(
         leaves, treedef = jax.tree.flatten(params)
         reject_complex(owner, params, [leaves], _REAL_ONLY)
         qs = treedef.unflatten([init_leaf(p) for p in leaves])
-        zero = jnp.zeros([], jnp.int32)
-        return KronState(count=zero, mu=mu, qs=qs, update_counter=zero)
+        zero = lambda: jnp.zeros([], jnp.int32)  # two buffers (donation)
+        return KronState(count=zero(), mu=mu, qs=qs, update_counter=zero())
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

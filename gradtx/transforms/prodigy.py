@@ -109,15 +109,18 @@ def scale_by_prodigy(
     def init_fn(params):
         # At least float32 (float16 params: d0²·g² ≈ 1e-12·g² underflows to 0).
         dtype = jnp.promote_types(_lowest_dtype(params), jnp.float32)
-        zeros = jax.tree.map(
-            lambda p: full_like(p, 0, jnp.promote_types(dtype_of(p), jnp.float32)),
-            params,
-        )
+
+        def zeros():  # a new buffer each: a jitted step may donate the state
+            return jax.tree.map(
+                lambda p: full_like(p, 0, jnp.promote_types(dtype_of(p), jnp.float32)),
+                params,
+            )
+
         return ProdigyState(
-            exp_avg=zeros,
-            exp_avg_sq=zeros,
-            grad_sum=zeros,
-            params0=params,
+            exp_avg=zeros(),
+            exp_avg_sq=zeros(),
+            grad_sum=zeros(),
+            params0=jax.tree.map(jnp.copy, params),
             estim_lr=jnp.asarray(estim_lr0, dtype),
             numerator_weighted=jnp.zeros((), dtype),
             count=jnp.zeros((), jnp.int32),

@@ -180,8 +180,9 @@ def scale_by_shampoo(
         reject_complex(owner, params, [leaves], _REAL_ONLY)
         cols = list(zip(*[init_leaf(p) for p in leaves], strict=True)) or [[]] * 3
         stats, roots, diag = (treedef.unflatten(list(c)) for c in cols)
-        mu = state_zeros_like(params)
-        return ShampooState(jnp.zeros([], jnp.int32), stats, roots, diag, mu, mu)
+        # Two momenta, two buffers: a jitted step may donate the state.
+        mu, graft_mu = state_zeros_like(params), state_zeros_like(params)
+        return ShampooState(jnp.zeros([], jnp.int32), stats, roots, diag, mu, graft_mu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args

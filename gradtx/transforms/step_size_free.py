@@ -182,10 +182,11 @@ def scale_by_distance_over_gradients(
         def start(x):
             return (reps_rel * (1 + _dist(upcast(x)))).astype(jnp.result_type(x))
 
-        init_params = params
+        # A copy (a jitted step may donate params and state together).
+        init_params = jax.tree.map(jnp.copy, params)
         if param_dtype is not None:
             init_params = jax.tree.map(
-                lambda x: jnp.asarray(x, state_dtype(x, param_dtype)), params
+                lambda x: jnp.array(x, state_dtype(x, param_dtype)), params
             )
         return ScaleByDistanceOverGradientsState(
             max_dist=jax.tree.map(start, params),

@@ -13,7 +13,7 @@ from gradtx.transforms.kron import factor_kinds, norm_lower_bound
 
 STEPS = 25
 LR = 0.05
-SHAPES = {"a": (3, 4), "b": (3,), "c": (2, 3, 4), "s": ()}
+SHAPES = {"a": (3, 4), "a2": (3, 4), "b": (3,), "b2": (3,), "c": (2, 3, 4), "s": ()}
 
 
 @pytest.fixture
