@@ -303,7 +303,12 @@ def _build(column: Column, params_np: dict, grads_np: dict) -> tuple[Any, dict]:
 def run_regime(
     columns: list[Column], params_np: dict, grads_np: dict, rounds: int, target_s: float
 ) -> list[dict]:
-    """Builds, calibrates and times ``columns`` together; one entry each."""
+    """Builds, calibrates and times ``columns`` together; one entry each.
+
+    A regime named ``…/k`` refreshes every ``k`` steps: its batches are whole
+    multiples of ``k`` steps, so that each holds the same number of refreshes
+    (else a batch of 9 steps holds one refresh or none, by chance)."""
+    every = int(columns[0].name.rsplit("/", 1)[1]) if "/" in columns[0].name else 1
     n_params = sum(x.size for x in jax.tree.leaves(params_np))
     built, entries = [], []
     for column in columns:
@@ -311,6 +316,7 @@ def run_regime(
         try:
             participant, info = _build(column, params_np, grads_np)
             iters = calibrate(participant, target_s, max_step_s=20.0)
+            iters = every * -(-iters // every)
         except Exception as error:  # reported in the table, never fatal
             entry.update(status="failed", note=f"{type(error).__name__}: {error}")
             entries.append(entry)
@@ -479,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for name, value in results["state_bytes_per_param_256x256"].items():
         print(f"  {name:36s} {value:6.2f}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
     return results
 

@@ -124,3 +124,28 @@ def test_precision_rows_report_state_bytes_and_ratios(results):
         assert row["status"] == "ok" or row["status"].startswith("skipped"), row
         if row["status"] == "ok":
             assert positive_summary(row["time"]) and positive_summary(row["ratio"])
+
+
+def test_preconditioned_state_bytes_are_the_documented_ones():
+    """docs/preconditioned.md's state column is what ``init`` allocates."""
+    import re
+
+    from benchmarks import preconditioned
+
+    measured = preconditioned.state_bytes_per_param()
+    text = (ROOT / "docs" / "preconditioned.md").read_text()
+    documented = {}
+    for alias, cell in re.findall(
+        r"^\| `(\w+)(?:\(tx\))?` \|[^|]*\|[^|]*\| ([^|]*) \|", text, re.M
+    ):
+        numbers = re.findall(r"([\d.]+) \((\w+) graft\)", cell)
+        if numbers:
+            for value, graft in numbers:
+                documented[f"{alias} (block 128, {graft} graft)"] = float(value)
+        elif alias == "cautious":
+            documented["cautious(adamw)"] = measured["adamw"]
+        else:
+            documented[alias] = float(cell)
+    assert documented.keys() == measured.keys()
+    for name, value in measured.items():
+        assert value == pytest.approx(documented[name], abs=0.005), name

@@ -51,7 +51,13 @@ import gradtx
 # update, which compiles (most of the cost); the others are checked eagerly.
 EXAMPLES = 3
 # Eager mode recompiles their loops and conditionals on every call.
-FEWER_EXAMPLES = {"sophia": 2, "lbfgs_no_linesearch": 2}
+FEWER_EXAMPLES = {
+    "sophia": 2,
+    "lbfgs_no_linesearch": 2,
+    "shampoo": 2,  # Newton's while loops for the roots
+    "shampoo_adagrad": 2,
+    "psgd_kron": 2,  # the preconditioner update's cond
+}
 STEPS = 3
 # Few shapes, so that eager op-by-op compiles are shared between examples.
 SHAPES = [(), (0,), (3,), (2, 3), (4, 2), (2, 0), (3, 1, 2)]

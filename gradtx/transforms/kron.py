@@ -209,30 +209,20 @@ def _clip_rms(u):
     return u / jnp.maximum(1.0, rms / _MAX_RMS)
 
 
-def _kron_leaf(m, g_fit, qs, probe, decide, lr):
-    """One leaf: the update and the new factors (the state's dtypes)."""
-    do_update, do_balance = decide
-    dtypes = [q.dtype for q in qs]
-    work = jnp.result_type(upcast(m), *(upcast(q) for q in qs))
-    m, g_fit, probe = (x.astype(work) for x in (m, g_fit, probe))
-    qs = [q.astype(work) for q in qs]
-
-    def fitted(qs):
-        qs = _balance(qs, do_balance)
-        damping = jnp.sqrt(jnp.finfo(jnp.float32).eps).astype(work)
-        g = g_fit + damping * jnp.mean(jnp.abs(g_fit)) * probe
-        return _fit(qs, g, probe, lr)
-
-    qs = jax.lax.cond(do_update, fitted, lambda qs: qs, qs)
-    u = _clip_rms(_precondition(qs, m))
-    return u, [q.astype(d) for q, d in zip(qs, dtypes, strict=True)]
+def _fitted(m, g_fit, qs, key, do_balance, lr):
+    """One leaf's factors after one step along the Lie group, on a probe
+    drawn from ``key`` (all in the working dtype)."""
+    probe = jax.random.normal(key, jnp.shape(m), m.dtype)
+    qs = _balance(qs, do_balance)
+    damping = jnp.sqrt(jnp.finfo(jnp.float32).eps).astype(m.dtype)
+    g = g_fit + damping * jnp.mean(jnp.abs(g_fit)) * probe
+    return _fit(qs, g, probe, lr)
 
 
 def _same_shapes(jobs):
     """The leaves' indices grouped by shapes, dtypes and placement: each
-    group is fitted and preconditioned as one batched (``vmap``) program, so
-    a model of many same-shaped layers compiles a few programs, not one per
-    leaf."""
+    group's factors are fitted as one batched (``vmap``) program, so a model
+    of many same-shaped layers compiles a few programs, not one per leaf."""
     groups = {}
     for i, (m, fit_in, qs, _) in jobs.items():
         key = (
@@ -247,18 +237,44 @@ def _same_shapes(jobs):
 
 
 def _kron_group(jobs, likes, decide, lr):
-    """``_kron_leaf`` on each job of a same-shape group: ``[(u, qs), …]``.
-    Explicit axes: the factors are fitted and applied along whole dims, in
-    an ``auto_axes`` region; each result keeps its leaf's (or factor's)
-    sharding."""
+    """The update and new factors of each leaf of a same-shape group:
+    ``[(u, qs), …]``, jobs being ``(m, g_fit, qs, key)``.
+
+    The factors are fitted (every leaf at once, under one ``lax.cond``: the
+    probes are drawn only when they are used) in the working dtype, then
+    ``P m = (QᵀQ) m`` is clipped to RMS 1.1 and the factors return to their
+    state dtype. Explicit axes: all of it in an ``auto_axes`` region (the
+    factors act along whole dims); each result keeps its leaf's (or factor's)
+    sharding.
+    """
+    dtypes = [[q.dtype for q in job[2]] for job in jobs]
 
     def run(decide, lr, jobs):
-        if len(jobs) == 1:
-            return [_kron_leaf(*jobs[0], decide, lr)]
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *jobs)
-        batched = jax.vmap(_kron_leaf, in_axes=(0, 0, 0, 0, None, None))
-        us, qs = batched(*stacked, decide, lr)
-        return [(us[k], [q[k] for q in qs]) for k in range(len(jobs))]
+        do_update, do_balance = decide
+        work = jnp.result_type(upcast(jobs[0][0]), *(upcast(q) for q in jobs[0][2]))
+        ms = [m.astype(work) for m, _, _, _ in jobs]
+        fits = [g.astype(work) for _, g, _, _ in jobs]
+        qss = [[q.astype(work) for q in qs] for _, _, qs, _ in jobs]
+        keys = [key for *_, key in jobs]
+
+        def fit_all(qss):
+            if len(jobs) == 1:
+                return [_fitted(ms[0], fits[0], qss[0], keys[0], do_balance, lr)]
+            stack = lambda xs: jax.tree.map(lambda *x: jnp.stack(x), *xs)
+            batched = jax.vmap(_fitted, in_axes=(0, 0, 0, 0, None, None))
+            new = batched(
+                stack(ms), stack(fits), stack(qss), jnp.stack(keys), do_balance, lr
+            )
+            return [[q[k] for q in new] for k in range(len(jobs))]
+
+        qss = jax.lax.cond(do_update, fit_all, lambda qss: qss, qss)
+        return [
+            (
+                _clip_rms(_precondition(qs, m)),
+                [q.astype(d) for q, d in zip(qs, ds, strict=True)],
+            )
+            for m, qs, ds in zip(ms, qss, dtypes, strict=True)
+        ]
 
     out_like = [(g, job[2]) for g, job in zip(likes, jobs, strict=True)]
     return auto_axes(run, decide, lr, jobs, out_like=out_like)
@@ -432,8 +448,7 @@ def scale_by_kron(
             if not math.prod(jnp.shape(g)):  # zero-size: nothing to fit
                 continue
             m = new / debias
-            probe = jax.random.normal(k, jnp.shape(g), jnp.result_type(m))
-            jobs[i] = (m, m if momentum_into_precond_update else g32, list(qs), probe)
+            jobs[i] = (m, m if momentum_into_precond_update else g32, list(qs), k)
         new_qs = list(qss)
         for members in _same_shapes(jobs):
             results = _kron_group(
