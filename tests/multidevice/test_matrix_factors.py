@@ -12,7 +12,7 @@ import functools
 import jax
 import numpy as np
 import pytest
-from _setup import context, host_params, loss, sharded_params
+from _setup import LEAVES, context, host_params, loss, sharded_params
 
 import gradtx
 
@@ -53,6 +53,7 @@ SPLIT = {16: "data", 24: "model", 40: "model", 32: "model"}
 # factor, split on "data"; the 40 columns exceed max_precond_dim), tp (8
 # rows; 24 columns over the limit), the bias (Adam) and the scalar.
 SOAP_EXACT = {"fsdp_tp", "tp", "bias", "scalar"}
+PARAM_OF_SHAPE = {shape: name for name, (shape, *_) in LEAVES.items()}
 
 
 def _square_factors(state):
@@ -105,7 +106,7 @@ def _single_device(name: str):
 @pytest.mark.parametrize("mesh_name", MESHES)
 @pytest.mark.parametrize("name", list(MATRIX))
 def test_factors_are_split_like_their_axis(name, mesh_name):
-    params, _ = sharded_params(mesh_name)
+    params, shardings = sharded_params(mesh_name)
     tx = MATRIX[name]()
     with context(mesh_name):
         state = tx.init(params)
@@ -123,6 +124,14 @@ def test_factors_are_split_like_their_axis(name, mesh_name):
         assert _first_axis(x) == SPLIT[x.shape[0]], (
             f"{name}: after {STEPS} steps factor {path} is {x.sharding}"
         )
+    # The momenta (and every state leaf shaped like a parameter) stay where
+    # that parameter is (test_state_sharding.py's check, for these steps).
+    for path, x in jax.tree_util.tree_leaves_with_path(state):
+        key = PARAM_OF_SHAPE.get(np.shape(x))
+        if key is not None and np.ndim(x):
+            assert x.sharding.is_equivalent_to(shardings[key], x.ndim), (
+                f"{name}: state leaf {jax.tree_util.keystr(path)} is {x.sharding}"
+            )
     want = _single_device(name)
     if name == "soap":
         for key, x in params.items():

@@ -41,7 +41,6 @@ SHAPES = {shape: name for name, (shape, *_) in LEAVES.items()}
 GATHERS = {
     "muon": "Newton-Schulz multiplies whole matrices",
     "muon_polar_express_gram": "Newton-Schulz multiplies whole matrices",
-    "normuon": "Newton-Schulz multiplies whole matrices",
     "prodigy": "the overflow rescue of its per-leaf norms concatenates leaves",
     "fromage": "the overflow rescue of its per-leaf norms concatenates leaves",
     "lars": "the overflow rescue of its per-leaf norms concatenates leaves",
@@ -58,9 +57,6 @@ GATHERS = {
     # its sharding and the numbers are the one-device ones.
     "dog": "XLA gathers a split vector inside its distance-from-start norm",
     "galore": "the SVD and the projections need whole matrices",
-    "soap": "eigh, QR and the rotations into the eigenbases need whole matrices",
-    "psgd_kron": "Kronecker factors are fitted to and applied along whole dims",
-    "shampoo": "statistics and roots of a block need its whole rows and columns",
     "flatten": "it concatenates every leaf into one vector",
 }
 CASES = ALL + WRAPPERS
@@ -82,12 +78,16 @@ def _richest_per_factory(entries):
 # Wrappers with their own update logic (conditional steps, a compensation, a
 # copy of the params); the others' init placement is tested above.
 STEP_WRAPPERS = {"MultiSteps", "apply_if_finite", "kahan_summation", "schedule_free"}
-STEP_CASES = _richest_per_factory(ALL) + [w for w in WRAPPERS if w[0] in STEP_WRAPPERS]
+# The matrix optimizers' steps (their factors and momenta after steps, and
+# their numbers, on Auto and Explicit axes) are test_matrix_factors.py's.
+MATRIX_STEPS = {"soap", "shampoo", "psgd_kron", "normuon"}
+STEP_CASES = [
+    entry for entry in _richest_per_factory(ALL) if entry[1] not in MATRIX_STEPS
+] + [w for w in WRAPPERS if w[0] in STEP_WRAPPERS]
 RANDOM = {
     "noisy_sgd",
     "sophia",
     "stochastic_rounding",
-    "psgd_kron",
 }  # random numbers drawn under sharding
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
 

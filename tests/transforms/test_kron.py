@@ -43,18 +43,24 @@ def _run(opt, params, steps=STEPS):
     return run(params)
 
 
-def _psgd_jax_draws(count, shapes, key=None):
-    """psgd-jax's key use (its source): decisions and probes at step ``count``."""
+def _psgd_jax_key_draws(count, shapes, key=None):
+    """psgd-jax's key use (its source): the balance decision and the probes at
+    step ``count`` (arrays: traceable)."""
     key = jax.random.PRNGKey(5318008) if key is None else key
     sub = jax.random.split(jax.random.fold_in(key, count))[1]
     sub, kb = jax.random.split(sub)
     kv = jax.random.split(sub)[1]
     keys = jax.random.split(kv, len(shapes))
     probes = [
-        np.asarray(jax.random.normal(k, s, jnp.float64))
-        for k, s in zip(keys, shapes, strict=False)
+        jax.random.normal(k, s, jnp.float64) for k, s in zip(keys, shapes, strict=False)
     ]
-    return bool(jax.random.uniform(kb) < 0.01), probes
+    return jax.random.uniform(kb) < 0.01, probes
+
+
+def _psgd_jax_draws(count, shapes, key=None):
+    """:func:`_psgd_jax_key_draws` as Python and NumPy values."""
+    balance, probes = _psgd_jax_key_draws(count, shapes, key)
+    return bool(balance), [np.asarray(v) for v in probes]
 
 
 def _counter_decisions(prob, steps=STEPS):
@@ -72,14 +78,17 @@ def _counter_decisions(prob, steps=STEPS):
 def _numpy_run(ref_kwargs, decisions):
     params = [np.asarray(x) for x in jax.tree.leaves(_params())]
     treedef = jax.tree.structure(_params())
+    grad = jax.jit(jax.grad(_loss))  # compiled once: the reference's inputs
+    shapes = [np.shape(x) for x in params]
+    drawn = jax.jit(lambda t: _psgd_jax_key_draws(t, shapes))
 
     def grads(ps):
-        tree = jax.grad(_loss)(jax.tree.unflatten(treedef, ps))
+        tree = grad(jax.tree.unflatten(treedef, ps))
         return [np.asarray(g) for g in jax.tree.leaves(tree)]
 
     def draws(t, shapes):
-        balance, probes = _psgd_jax_draws(t, shapes)
-        return decisions[t], balance, probes
+        balance, probes = drawn(t)
+        return decisions[t], bool(balance), [np.asarray(v) for v in probes]
 
     return reference_kron.run(grads, params, draws, STEPS, LR, **ref_kwargs)[0]
 
