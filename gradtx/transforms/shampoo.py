@@ -33,7 +33,7 @@ from .._core.lifting import (
     state_zeros_like,
     upcast,
 )
-from .._core.placement import auto_axes, zeros_derived
+from .._core.placement import auto_axes, follow, zeros_derived
 from ..combinators.graft import match_norm
 from .shampoo_blocks import (
     factor_dims,
@@ -276,9 +276,11 @@ def scale_by_shampoo(
             outs.append(
                 (
                     out.astype(jnp.result_type(leaves[i])),
-                    new_diag.astype(dt(2)) if has_diag else (),
-                    mu_s.astype(dt(3)),
-                    mu_r.astype(dt(4)),
+                    follow(new_diag.astype(dt(2)), cols[2][i]) if has_diag else (),
+                    # Auto axes: the block products leave the compiler free
+                    # to split the momenta further; they stay as they came.
+                    follow(mu_s.astype(dt(3)), cols[3][i]),
+                    follow(mu_r.astype(dt(4)), cols[4][i]),
                 )
             )
         cols_out = list(zip(*outs, strict=True)) or [[]] * 4
