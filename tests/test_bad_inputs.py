@@ -326,7 +326,7 @@ BAD_INPUTS = [
         "lion_b1_2",
         lambda: gradtx.lion(0.1, b1=2.0),
         ValueError,
-        r"scale_by_lion: `b1` must be in \[0, 1\], got 2.0",
+        r"lion: `b1` must be in \[0, 1\], got 2.0",
     ),
     (
         "multisteps_every_k_0",

@@ -7,8 +7,11 @@ schedule (a callable) is checked only for being callable.
 """
 
 import contextlib
+import functools
+import inspect
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -181,3 +184,59 @@ def renamed_errors(inner: str, outer: str) -> Iterator[None]:
         if not message.startswith(f"{inner}:"):
             raise
         raise type(e)(f"{outer}:{message[len(inner) + 1 :]}") from None
+
+
+# "owner: `argument` must be …": the form of every validation error here.
+_ARGUMENT_ERROR = re.compile(r"^(\w+): `(\w+)`(.*)$", re.S)
+
+
+def in_callers_words(**renames: tuple[str, str]) -> Callable:
+    """Decorator for an alias: errors of the primitives it builds, in its words.
+
+    A validation error raised while the alias builds its chain names the
+    primitive and its argument (``trace: `decay` must be in [0, 1]``); it is
+    re-raised in the alias's name with the argument as the alias spells it
+    (``sgd: `momentum` must be in [0, 1]``). An argument passed on under the
+    same name needs nothing; ``renames`` maps an alias argument to the
+    ``(primitive, argument)`` it is validated as where the names differ
+    (``momentum=("trace", "decay")``). Other errors pass unchanged.
+    """
+    inverse = {where: name for name, where in renames.items()}
+
+    def decorate(alias: Callable) -> Callable:
+        name = alias.__name__
+        arguments = set(inspect.signature(alias).parameters)
+        unknown = set(renames) - arguments
+        if unknown:
+            raise TypeError(f"{name}: `renames` of unknown arguments {unknown}")
+
+        @functools.wraps(alias)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return alias(*args, **kwargs)
+            except (ValueError, TypeError) as error:
+                message = _in_alias_words(str(error), name, arguments, inverse)
+                if message is None:
+                    raise
+                raise type(error)(message) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _in_alias_words(
+    message: str, alias: str, arguments: set, inverse: dict
+) -> str | None:
+    match = _ARGUMENT_ERROR.match(message)
+    if match is None:
+        return None
+    owner, argument, rest = match.groups()
+    if owner == alias:
+        return None
+    name = inverse.get((owner, argument))
+    if name is None and argument in arguments:
+        name = argument
+    if name is None:
+        return None
+    return f"{alias}: `{name}`{rest}"

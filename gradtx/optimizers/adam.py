@@ -13,6 +13,7 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
@@ -43,6 +44,7 @@ def _adam_family(
     return chain(adam_tx, decay, learning_rate_step(owner, learning_rate))
 
 
+@_validate.in_callers_words()
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -103,6 +105,7 @@ def adam(
     )
 
 
+@_validate.in_callers_words()
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -146,6 +149,7 @@ def nadam(
     )
 
 
+@_validate.in_callers_words()
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -203,6 +207,7 @@ def adamw(
     )
 
 
+@_validate.in_callers_words()
 def nadamw(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -250,6 +255,7 @@ def nadamw(
     )
 
 
+@_validate.in_callers_words()
 def adam_l2(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -309,6 +315,7 @@ def adam_l2(
     )
 
 
+@_validate.in_callers_words()
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -345,6 +352,7 @@ def adamax(
     )
 
 
+@_validate.in_callers_words()
 def adamaxw(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -383,6 +391,7 @@ def adamaxw(
     )
 
 
+@_validate.in_callers_words()
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

@@ -21,6 +21,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def adam_mini(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: chex.Numeric = 0.9,

@@ -4,6 +4,7 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.adan import scale_by_adan
@@ -11,6 +12,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def adan(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.98,

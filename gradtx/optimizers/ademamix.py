@@ -12,6 +12,7 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.ademamix import scale_by_ademamix, scale_by_simplified_ademamix
@@ -19,6 +20,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def ademamix(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -84,6 +86,7 @@ def ademamix(
     )
 
 
+@_validate.in_callers_words()
 def simplified_ademamix(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.99,

@@ -11,12 +11,14 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.belief import scale_by_belief
 from ..transforms.scaling import learning_rate_step
 
 
+@_validate.in_callers_words()
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

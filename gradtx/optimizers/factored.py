@@ -16,6 +16,11 @@ from ..transforms.scaling import scale, scale_by_learning_rate
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words(
+    decay_offset=("scale_by_factored_rms", "step_offset"),
+    clipping_threshold=("clip_by_block_rms", "threshold"),
+    eps=("scale_by_factored_rms", "epsilon"),
+)
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,

@@ -12,6 +12,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights_after_step
 
 
+@_validate.in_callers_words()
 def laprop(
     learning_rate: ScalarOrSchedule = 4e-4,
     b1: chex.Numeric = 0.9,

@@ -25,6 +25,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def fromage(
     learning_rate: ScalarOrSchedule, min_norm: chex.Numeric = 1e-6
 ) -> GradientTransformation:
@@ -82,6 +83,7 @@ def _fromage_factors(lr: chex.Numeric) -> tuple[chex.Array, chex.Array]:
     return lr * mult, mult - 1
 
 
+@_validate.in_callers_words(momentum=("trace", "decay"))
 def lars(
     learning_rate: ScalarOrSchedule,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -140,6 +142,7 @@ def lars(
     )
 
 
+@_validate.in_callers_words()
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

@@ -7,6 +7,7 @@ arguments (see :mod:`gradtx.transforms.backtracking`).
 
 from typing import Any
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
 from ..transforms.lbfgs import scale_by_lbfgs
@@ -17,6 +18,7 @@ from ..transforms.zoom_linesearch import scale_by_zoom_linesearch
 _ZOOM = scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")
 
 
+@_validate.in_callers_words()
 def lbfgs(
     learning_rate: ScalarOrSchedule | None = None,
     memory_size: int = 10,

@@ -13,6 +13,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def mars_adamw(
     learning_rate: ScalarOrSchedule = 3e-3,
     b1: chex.Numeric = 0.95,

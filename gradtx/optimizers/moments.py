@@ -7,12 +7,14 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule, identity
 from ..combinators.chain import chain
 from ..transforms.moments import scale_by_rms, scale_by_rss, scale_by_stddev, trace
 from ..transforms.scaling import learning_rate_step
 
 
+@_validate.in_callers_words(momentum=("trace", "decay"))
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: chex.Numeric | None = None,
@@ -55,6 +57,7 @@ def sgd(
     return chain(mom, learning_rate_step("sgd", learning_rate))
 
 
+@_validate.in_callers_words()
 def adagrad(
     learning_rate: ScalarOrSchedule,
     initial_accumulator_value: chex.Numeric = 0.1,
@@ -84,6 +87,7 @@ def adagrad(
     )
 
 
+@_validate.in_callers_words(momentum=("trace", "decay"))
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: chex.Numeric = 0.9,

@@ -20,6 +20,7 @@ from ..transforms.weight_decay import add_decayed_weights
 from .adam import adamw
 
 
+@_validate.in_callers_words()
 def muon(
     learning_rate: ScalarOrSchedule,
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
@@ -136,6 +137,7 @@ def muon(
     _validate.decay(owner, "adam_b2", adam_b2)
     _validate.non_negative(owner, "adam_eps_root", adam_eps_root)
     _validate.scalar_or_schedule(owner, "adam_weight_decay", adam_weight_decay)
+    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
     if adam_learning_rate is None:
         adam_learning_rate = learning_rate
     _validate.integer(owner, "ns_steps", ns_steps)

@@ -4,12 +4,14 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.noise import add_noise
 from ..transforms.scaling import learning_rate_step
 
 
+@_validate.in_callers_words()
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: chex.Numeric = 0.01,

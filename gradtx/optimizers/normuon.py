@@ -32,6 +32,7 @@ def _rows_first(params: Any) -> Any:
     )
 
 
+@_validate.in_callers_words()
 def normuon(
     learning_rate: ScalarOrSchedule = 2e-2,
     beta: chex.Numeric = 0.95,
@@ -137,6 +138,7 @@ def normuon(
     _validate.decay(owner, "adam_b2", adam_b2)
     _validate.non_negative(owner, "adam_eps", adam_eps)
     _validate.scalar_or_schedule(owner, "adam_weight_decay", adam_weight_decay)
+    _validate.scalar_or_schedule(owner, "learning_rate", learning_rate)
     if adam_learning_rate is None:
         adam_learning_rate = learning_rate
     _validate.scalar_or_schedule(owner, "adam_learning_rate", adam_learning_rate)

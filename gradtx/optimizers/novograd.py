@@ -7,12 +7,14 @@ a schedule of the step), :math:`t = 1, 2, \dots` the step.
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.novograd import scale_by_novograd
 from ..transforms.scaling import learning_rate_step
 
 
+@_validate.in_callers_words()
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

@@ -13,6 +13,7 @@ from ..transforms.optimistic import scale_by_optimistic_gradient
 from ..transforms.scaling import learning_rate_step, scale_by_learning_rate
 
 
+@_validate.in_callers_words()
 def optimistic_gradient_descent(
     learning_rate: ScalarOrSchedule,
     alpha: chex.Numeric = 1.0,
@@ -55,6 +56,7 @@ def optimistic_gradient_descent(
     )
 
 
+@_validate.in_callers_words()
 def optimistic_adam_v2(
     learning_rate: ScalarOrSchedule,
     *,
@@ -105,6 +107,7 @@ def optimistic_adam_v2(
     )
 
 
+@_validate.in_callers_words()
 def optimistic_adam(
     learning_rate: chex.Numeric,
     optimism: chex.Numeric | None = None,
@@ -154,7 +157,7 @@ def optimistic_adam(
         "same rule, with schedules: `optimistic_adam_v2(1.0, "
         "alpha=learning_rate, beta=optimism)`).",
         DeprecationWarning,
-        stacklevel=2,
+        stacklevel=3,  # past in_callers_words to the caller's line
     )
     if callable(learning_rate):
         raise ValueError(

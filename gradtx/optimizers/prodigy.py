@@ -2,11 +2,13 @@
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from .._core.validation import renamed_errors
 from ..transforms.prodigy import scale_by_prodigy
 
 
+@_validate.in_callers_words()
 def prodigy(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: tuple[chex.Numeric, chex.Numeric] = (0.9, 0.999),

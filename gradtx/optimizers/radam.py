@@ -4,12 +4,14 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.radam import scale_by_radam
 from ..transforms.scaling import learning_rate_step
 
 
+@_validate.in_callers_words()
 def radam(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

@@ -2,12 +2,14 @@
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation
 from ..combinators.chain import chain
 from ..transforms.rprop import scale_by_rprop
 from ..transforms.scaling import scale
 
 
+@_validate.in_callers_words()
 def rprop(
     learning_rate: chex.Numeric,
     eta_minus: chex.Numeric = 0.5,

@@ -24,6 +24,7 @@ def _warmup(owner: str, learning_rate: Any, warmup_steps: Any) -> Any:
     return linear_schedule(0.0, learning_rate, warmup_steps)
 
 
+@_validate.in_callers_words()
 def schedule_free_sgd(
     learning_rate: chex.Numeric = 1.0,
     warmup_steps: int | None = None,
@@ -72,6 +73,7 @@ def schedule_free_sgd(
     return schedule_free(opt, learning_rate, b1, weight_lr_power, state_dtype)
 
 
+@_validate.in_callers_words()
 def schedule_free_adamw(
     learning_rate: chex.Numeric = 0.0025,
     warmup_steps: int | None = None,

@@ -9,6 +9,7 @@ from ..transforms.scaling import learning_rate_step
 from ..transforms.shampoo import scale_by_shampoo
 
 
+@_validate.in_callers_words()
 def shampoo(
     learning_rate: ScalarOrSchedule,
     block_size: int,

@@ -13,6 +13,7 @@ from ..transforms.sign import scale_by_lion, scale_by_sign
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     r"""signSGD: gradient descent on the sign of each gradient coordinate.
 
@@ -40,6 +41,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     return chain(scale_by_sign(), learning_rate_step("sign_sgd", learning_rate))
 
 
+@_validate.in_callers_words()
 def signum(
     learning_rate: ScalarOrSchedule,
     beta: chex.Numeric = 0.9,
@@ -81,6 +83,7 @@ def signum(
     )
 
 
+@_validate.in_callers_words()
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

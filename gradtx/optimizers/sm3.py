@@ -2,12 +2,14 @@
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.scaling import learning_rate_step
 from ..transforms.sm3 import scale_by_sm3
 
 
+@_validate.in_callers_words(momentum=("scale_by_sm3", "b1"))
 def sm3(
     learning_rate: ScalarOrSchedule, momentum: chex.Numeric | None = 0.9
 ) -> GradientTransformation:

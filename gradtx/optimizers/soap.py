@@ -12,6 +12,7 @@ from ..transforms.soap import scale_by_soap
 from ..transforms.weight_decay import add_decayed_weights_after_step
 
 
+@_validate.in_callers_words()
 def soap(
     learning_rate: ScalarOrSchedule = 3e-3,
     b1: chex.Numeric = 0.95,

@@ -8,6 +8,7 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.scaling import learning_rate_step
@@ -15,6 +16,7 @@ from ..transforms.sophia import DEFAULT_HESSIAN_FN, scale_by_sophia
 from ..transforms.weight_decay import add_decayed_weights
 
 
+@_validate.in_callers_words()
 def sophia(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.965,

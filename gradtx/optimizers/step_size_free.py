@@ -9,6 +9,7 @@ from ..transforms.step_size_free import scale_by_polyak
 from .moments import sgd
 
 
+@_validate.in_callers_words()
 def polyak_sgd(
     max_learning_rate: chex.Numeric = 1.0,
     scaling: ScalarOrSchedule = 1.0,

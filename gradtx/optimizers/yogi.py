@@ -4,12 +4,14 @@ from typing import Any
 
 import chex
 
+from .._core import validation as _validate
 from .._core.base import GradientTransformation, ScalarOrSchedule
 from ..combinators.chain import chain
 from ..transforms.scaling import learning_rate_step
 from ..transforms.yogi import scale_by_yogi
 
 
+@_validate.in_callers_words()
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,

@@ -437,7 +437,7 @@ BAD = [
     (adan, dict(learning_rate=0.1, b3=1.5), "b3"),
     (adan, dict(learning_rate=0.1, weight_decay=-0.1), "weight_decay"),
     (sm3, dict(learning_rate=-0.1), "learning_rate"),
-    (sm3, dict(learning_rate=0.1, momentum=1.5), "b1"),
+    (sm3, dict(learning_rate=0.1, momentum=1.5), "momentum"),
     (rprop, dict(learning_rate=-0.1), "learning_rate"),
     (optimistic_gradient_descent, dict(learning_rate=0.1, beta=-1.0), "beta"),
     (optimistic_adam_v2, dict(learning_rate=0.1, b2=1.0), "b2"),
