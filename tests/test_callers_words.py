@@ -23,12 +23,16 @@ ALIASES = sorted(
 )
 # Values for the arguments without a default.
 REQUIRED = {"learning_rate": 0.1, "block_size": 4}
+# Arguments that default to None (off) and take a decay in [0, 1] when set.
+OPTIONAL_DECAYS = {"momentum", "b1", "beta", "decay"}
 
 
 def _cases():
     for alias in ALIASES:
         for p in inspect.signature(getattr(gradtx, alias)).parameters.values():
             d = p.default
+            if d is None and p.name in OPTIONAL_DECAYS:
+                yield alias, p.name, 1.5
             if isinstance(d, bool) or not isinstance(d, (int, float)):
                 continue
             yield alias, p.name, math.nan if isinstance(d, float) else -1

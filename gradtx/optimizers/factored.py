@@ -20,6 +20,7 @@ from ..transforms.weight_decay import add_decayed_weights
     decay_offset=("scale_by_factored_rms", "step_offset"),
     clipping_threshold=("clip_by_block_rms", "threshold"),
     eps=("scale_by_factored_rms", "epsilon"),
+    momentum=("ema", "decay"),
 )
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,

@@ -18,8 +18,8 @@ BAD_HYPERPARAMETERS = [
     (gradtx.sgd, dict(learning_rate="0.1"), TypeError, "learning_rate"),
     (gradtx.sgd, dict(learning_rate=None), ValueError, "learning_rate"),
     (gradtx.sgd, dict(learning_rate=jnp.ones(3)), ValueError, "learning_rate"),
-    (gradtx.sgd, dict(learning_rate=0.1, momentum=1.5), ValueError, "decay"),
-    (gradtx.sgd, dict(learning_rate=0.1, momentum=-0.1), ValueError, "decay"),
+    (gradtx.sgd, dict(learning_rate=0.1, momentum=1.5), ValueError, "sgd: `momentum`"),
+    (gradtx.sgd, dict(learning_rate=0.1, momentum=-0.1), ValueError, "sgd: `momentum`"),
     (
         gradtx.sgd,
         dict(learning_rate=0.1, momentum=0.9, nesterov="yes"),
