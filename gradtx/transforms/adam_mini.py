@@ -82,14 +82,9 @@ def block_of(name, shape, patterns, neuron_axis, head_numel, owner, path) -> Blo
     return Block("tensor")
 
 
-def _blocked(x, b: Block):
-    """``x`` as ``(blocks, elements)`` rows (Adam: ``x`` itself)."""
-    if b.kind == "tensor":
-        return x.reshape(1, -1)
-    x = jnp.moveaxis(x, b.axis, 0)
-    if b.kind == "row":
-        return x.reshape(x.shape[0], -1)
-    return x.reshape(-1, b.head_numel)
+def _head_rows(x, b: Block):
+    """``x`` as ``(heads, head_numel)`` rows: runs of the neuron axis."""
+    return jnp.moveaxis(x, b.axis, 0).reshape(-1, b.head_numel)
 
 
 def _nu_shape(shape, b: Block):
@@ -124,9 +119,9 @@ def adam_mini_leaf(g, m, v, b: Block, s):
         v = _maths.ema_sq(g, v, b2)
         return (m / c1) / (jnp.sqrt(v / c2) + eps), m, v
     if b.kind == "head":
-        mean_sq = jnp.mean(_blocked(g, b) ** 2, axis=1)
+        mean_sq = jnp.mean(_head_rows(g, b) ** 2, axis=1)
         v = _maths.ema(mean_sq, v, b2)
-        rows = _blocked(m / c1, b) / (jnp.sqrt(v / c2) + eps).reshape(-1, 1)
+        rows = _head_rows(m / c1, b) / (jnp.sqrt(v / c2) + eps).reshape(-1, 1)
         moved = jnp.moveaxis(g, b.axis, 0).shape
         return jnp.moveaxis(rows.reshape(moved), 0, b.axis), m, v
     # Whole-tensor and per-row means reduce in place (no reshape of a split
