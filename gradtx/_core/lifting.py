@@ -410,6 +410,12 @@ def _global_norm_plain(leaves: list, total: chex.Array) -> chex.Array:
 _SMALL_LEAF = 2**16  # elements; smaller leaves share one reduction in the rescue
 
 
+def _flat_whole(x: chex.Array) -> chex.Array:
+    """A small leaf raveled and gathered (:func:`placement.whole`) for the
+    rescue's concatenation, which would otherwise move the leaves' shardings."""
+    return _sharding.whole(jnp.ravel(x))
+
+
 def _global_norm_rescue(leaves: list, total: chex.Array) -> chex.Array:
     """The norm from scaled elements (:func:`_maths.scaled_sum_of_squares`),
     for when the sum of squares overflowed.
@@ -419,7 +425,7 @@ def _global_norm_rescue(leaves: list, total: chex.Array) -> chex.Array:
     compile time however many leaves there are.
     """
     del total
-    small = [jnp.ravel(x) for x in leaves if x.size < _SMALL_LEAF]
+    small = [_flat_whole(x) for x in leaves if x.size < _SMALL_LEAF]
     large = [x for x in leaves if x.size >= _SMALL_LEAF]
     if small:
         large.append(jnp.concatenate(small))
@@ -482,7 +488,7 @@ def _leaf_norms_rescue(members: tuple, sqs: tuple, *, mean: bool) -> tuple:
             if k not in small:
                 sums[k] = _maths.scaled_sum_of_squares(x)
         if small:
-            flat = jnp.concatenate([jnp.ravel(leaves[k]) for k in small])
+            flat = jnp.concatenate([_flat_whole(leaves[k]) for k in small])
             ids = np.repeat(np.arange(len(small)), [sizes[k] for k in small])
             scaled = flat * jnp.asarray(_maths.RESCUE_SCALE, sq.dtype)
             seg = jax.ops.segment_sum(

@@ -93,6 +93,39 @@ def follow(new: Any, like: Any, *, tie: bool = True) -> Any:
     return jax.device_put(new, like.sharding)
 
 
+def whole(x: Any) -> Any:
+    """``x`` gathered whole on every device of its mesh, inside a traced step.
+
+    For the few operations that join differently split leaves into one array
+    (the concatenation in the overflow rescue of the norms): left to
+    propagation, the joined array's split spreads back through the program to
+    leaves placed otherwise, and the step returns parameters and moments moved
+    to it. Gathering small leaves where they are joined keeps every leaf where
+    it came in. Outside a mesh (one device, or inside ``shard_map``) ``x`` is
+    returned as it is.
+    """
+    mesh = _abstract_mesh(x) if isinstance(x, jax.core.Tracer) else None
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec()))
+
+
+def rows_only(x: Any) -> Any:
+    """``x`` (traced on a mesh) split at most along its first dimension.
+
+    Blocks of a flattened leaf (8-bit moments) are split by rows where the
+    leaf's leading dimension is (:func:`zeros_derived`); left to
+    propagation, a leaf whose slices do not hold whole blocks would have its
+    blocks' lanes split instead, and the step would return them placed
+    otherwise than ``init`` did.
+    """
+    mesh = _abstract_mesh(x) if isinstance(x, jax.core.Tracer) else None
+    if mesh is None or explicit_mesh(x) is not None or jnp.ndim(x) < 2:
+        return x
+    spec = PartitionSpec(PartitionSpec.UNCONSTRAINED, *([None] * (jnp.ndim(x) - 1)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
 def keep_tree(new: Any, old: Any) -> Any:
     """New state as the state it replaces: :func:`follow` (``tie=False``)
     leaf by leaf. Under Explicit axes its type is made the old one's."""

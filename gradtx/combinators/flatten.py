@@ -8,7 +8,7 @@ import numpy as np
 
 from .._core.base import GradientTransformation, with_extra_args_support
 from .._core.lifting import check_shapes, flatten_like
-from .._core.placement import auto_axes, on_mesh
+from .._core.placement import auto_axes, on_mesh, whole
 from .._core.traits import composed
 from .chain import check_transforms
 
@@ -24,7 +24,9 @@ def _concat(leaves: list[Any]) -> jax.Array:
 
 
 def _concat_plain(leaves: list[Any]) -> jax.Array:
-    return jnp.concatenate([jnp.ravel(x) for x in leaves])
+    # Whole on every device: left to propagation, the vector's split would
+    # spread back to leaves split otherwise, and the step would move them.
+    return jnp.concatenate([whole(jnp.ravel(x)) for x in leaves])
 
 
 def flatten(inner: GradientTransformation) -> GradientTransformation:
@@ -74,7 +76,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
             flat_params = _concat(p_leaves)
         flat, state = inner.update(_concat(leaves), state, flat_params, **extra_args)
         ends = np.cumsum([np.size(x) for x in leaves])[:-1].tolist()
-        pieces = jnp.split(flat, ends) if leaves else []
+        pieces = jnp.split(whole(flat), ends) if leaves else []
         out = [
             jnp.reshape(piece, jnp.shape(x)).astype(jnp.result_type(x))
             for piece, x in zip(pieces, leaves, strict=True)

@@ -28,7 +28,7 @@ from .._core.base import (
     Updates,
     check_state,
 )
-from .._core.placement import auto_axes
+from .._core.placement import auto_axes, follow, whole, zeros_derived
 from ..combinators.chain import chain
 from ..transforms.adam import scale_by_adam
 from ..transforms.scaling import learning_rate_step
@@ -79,10 +79,17 @@ class _MatrixView(NamedTuple):
     m: int
     n: int
     rank: int
+    n_rows: int  # how many of the leaf's axes (perm's first) make the rows
 
     @property
     def left(self) -> bool:
         return self.m >= self.n
+
+    def axis(self, side: int) -> int | None:
+        """The leaf's axis that is the matrix's rows (0) or columns (1), when
+        that side is a single axis; else ``None``."""
+        group = self.perm[self.n_rows :] if side else self.perm[: self.n_rows]
+        return group[0] if len(group) == 1 else None
 
     def to_matrix(self, x: chex.Array) -> chex.Array:
         return jnp.transpose(x, self.perm).reshape(self.m, self.n)
@@ -107,7 +114,8 @@ def _view(shape: tuple[int, ...], dims: GaLoreDimensionNumbers, rank: int):
         )
     perm = rows + cols
     m, n = math.prod(shape[a] for a in rows), math.prod(shape[a] for a in cols)
-    return _MatrixView(perm, tuple(shape[a] for a in perm), m, n, min(rank, m, n))
+    moved = tuple(shape[a] for a in perm)
+    return _MatrixView(perm, moved, m, n, min(rank, m, n), len(rows))
 
 
 class GaLoreState(NamedTuple):
@@ -231,10 +239,16 @@ def scale_by_galore(
                 projectors.append(jnp.zeros((0, 0), dtype))
                 proxies.append(x)  # the base state follows the param's placement
                 continue
+            # On the leaf's devices: the projector whole on each (see
+            # new_projector), the projection's long side split as that axis
+            # of the leaf is (where it is one axis), as the products leave it.
+            row, col = v.axis(0), v.axis(1)
             side = v.m if v.left else v.n
-            proxy = (v.rank, v.n) if v.left else (v.m, v.rank)
-            projectors.append(jnp.zeros((side, v.rank), dtype))
-            proxies.append(jnp.zeros(proxy, dtype))
+            proxy = (
+                ((v.rank, v.n), (None, col)) if v.left else ((v.m, v.rank), (row, None))
+            )
+            projectors.append(zeros_derived(x, (side, v.rank), dtype, (None, None)))
+            proxies.append(zeros_derived(x, proxy[0], dtype, proxy[1]))
         return GaLoreState(
             count=jnp.zeros([], jnp.int32),
             base_optimizer_state=base_optimizer.init(treedef.unflatten(proxies)),
@@ -249,9 +263,12 @@ def scale_by_galore(
             # Explicit mesh axes: an SVD needs the whole matrix (auto_axes).
             u, _, vt = auto_axes(_svd, g2.astype(jnp.float32))
             p = u[:, : v.rank] if v.left else vt[: v.rank].T
-            return p.astype(old.dtype)
+            return follow(p.astype(old.dtype), old)  # Explicit axes: old's type
 
-        return jax.lax.cond(refresh, svd, lambda: old)
+        # Whole on every device (m × rank, small): left to propagation, one
+        # leaf's split reached the others' projectors and a plain jit step
+        # returned params moved to it (tests/multidevice/test_shardings_kept.py).
+        return whole(jax.lax.cond(refresh, svd, lambda: old))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

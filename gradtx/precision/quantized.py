@@ -72,6 +72,7 @@ from .._core.placement import (
     full_like,
     keep_tree,
     leading_slices_align,
+    rows_only,
     zeros_derived,
 )
 from ..transforms.adam import bias_corrections, check_adam_args, first_moment_hat
@@ -189,7 +190,7 @@ def _quantize(x: chex.Array, block_size: int, signed: bool) -> QuantizedArray:
         codes = jnp.where(normed < 0, -index, index)
     else:
         codes = _magnitude_index(jnp.maximum(normed, 0.0), _UNSIGNED_K, True)
-    return QuantizedArray(codes.astype(_CODE_DTYPES[signed]), absmax)
+    return QuantizedArray(rows_only(codes.astype(_CODE_DTYPES[signed])), absmax)
 
 
 def _magnitude_index(a: chex.Array, k: int, keep_nonzero: bool) -> chex.Array:

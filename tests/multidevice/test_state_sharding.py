@@ -7,10 +7,12 @@ Auto and Explicit axes) with a tree of FSDP, tensor-parallel, replicated
 * ``init`` — eager and under ``jit`` — gives every state leaf made like a
   parameter that parameter's sharding, and :func:`gradtx.state_shardings`
   predicts every leaf's sharding, derived leaves included;
-* the compiled step returns the state with the shardings it took (no
-  resharding; Auto axes: read off the compiled step, Explicit: off its types),
-  and the state keeps them over steps;
-* three sharded steps give the single-device numbers.
+* under Explicit axes the step returns the state with the types it took,
+  and three sharded steps of the optimizers that run whole-array maths in
+  ``auto_axes`` regions give the single-device numbers.
+
+The Auto-axes step (params and state returned where they came in, the
+one-device numbers, no gathers) is ``test_shardings_kept.py``'s.
 """
 
 from __future__ import annotations
@@ -36,29 +38,6 @@ import gradtx
 STEPS = 3
 SHAPES = {shape: name for name, (shape, *_) in LEAVES.items()}
 
-# Optimizers whose compiled step may gather, and why. The others' maths is
-# elementwise or a reduction: at most an all-reduce, never a gather.
-GATHERS = {
-    "muon": "Newton-Schulz multiplies whole matrices",
-    "muon_polar_express_gram": "Newton-Schulz multiplies whole matrices",
-    "prodigy": "the overflow rescue of its per-leaf norms concatenates leaves",
-    "fromage": "the overflow rescue of its per-leaf norms concatenates leaves",
-    "lars": "the overflow rescue of its per-leaf norms concatenates leaves",
-    "lamb": "the overflow rescue of its per-leaf norms concatenates leaves",
-    "adafactor": "factored statistics, and its per-leaf RMS clip's rescue",
-    "adafactor_momentum": "factored statistics, and its per-leaf RMS clip's rescue",
-    "adam_8bit": "blocks of 256 run across the flattened, split leaves",
-    "adamw_8bit": "blocks of 256 run across the flattened, split leaves",
-    "sgd_8bit": "blocks of 256 run across the flattened, split leaves",
-    "sgd_8bit_nesterov": "blocks of 256 run across the flattened, split leaves",
-    "lbfgs": "its two-loop recursion and line search take whole-tree dots",
-    # Found when DoG joined the table: XLA gathers a split vector inside the
-    # distance-from-start global norm (params − init_params); the state keeps
-    # its sharding and the numbers are the one-device ones.
-    "dog": "XLA gathers a split vector inside its distance-from-start norm",
-    "galore": "the SVD and the projections need whole matrices",
-    "flatten": "it concatenates every leaf into one vector",
-}
 CASES = ALL + WRAPPERS
 IDS = [oid for oid, *_ in CASES]
 
@@ -84,17 +63,7 @@ MATRIX_STEPS = {"soap", "shampoo", "psgd_kron", "normuon"}
 STEP_CASES = [
     entry for entry in _richest_per_factory(ALL) if entry[1] not in MATRIX_STEPS
 ] + [w for w in WRAPPERS if w[0] in STEP_WRAPPERS]
-RANDOM = {
-    "noisy_sgd",
-    "sophia",
-    "stochastic_rounding",
-}  # random numbers drawn under sharding
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
-
-# 8-bit blocks run across the flattened leaf: where they do not align with
-# the leaf's split, the compiler picks their split (Auto axes) at the first
-# step and keeps it from then on (docs/sharding.md); out_shardings pins it.
-COMPILER_PLACED = {"adam_8bit", "adamw_8bit", "sgd_8bit", "sgd_8bit_nesterov"}
 
 
 def _equivalent(a, b, ndim: int) -> bool:
@@ -148,42 +117,14 @@ def _check_init(tx, params, shardings, mesh_name, jit_too=True):
     return state
 
 
-# The (2, 4) Auto mesh is checked by test_step_keeps_state_sharding.
-@pytest.mark.parametrize("mesh_name", ["auto-8", "explicit-2x4"])
+@pytest.mark.parametrize("mesh_name", ["auto-8", "auto-2x4", "explicit-2x4"])
 @pytest.mark.parametrize("oid, factory, kwargs", CASES, ids=IDS)
 def test_init_follows_params(oid, factory, kwargs, mesh_name):
     params, shardings = sharded_params(mesh_name)
     with context(mesh_name):
-        _check_init(build(factory, kwargs), params, shardings, mesh_name)
-
-
-@pytest.mark.parametrize("oid, factory, kwargs", STEP_CASES, ids=STEP_IDS)
-def test_step_keeps_state_sharding(oid, factory, kwargs):
-    """Auto axes, (2, 4) mesh: init places the state, the compiled step returns
-    it as it took it, and the numbers are the single-device ones."""
-    params, shardings = sharded_params("auto-2x4")
-    tx = build(factory, kwargs)
-    # jit(init) is checked on the (8,) mesh, for every entry.
-    state = _check_init(tx, params, shardings, "auto-2x4", jit_too=False)
-    step = jax.jit(step_fn(tx, factory), keep_unused=True)  # every state leaf
-    if oid in COMPILER_PLACED:
-        params, state = step(params, state)
-    compiled = step.lower(params, state).compile()
-    ins = jax.tree.leaves(compiled.input_shardings[0][1])
-    outs = jax.tree.leaves(compiled.output_shardings[1])
-    for x, a, b in zip(jax.tree.leaves(state), ins, outs, strict=True):
-        assert _equivalent(a, b, np.ndim(x)), f"the step reshards state {a} -> {b}"
-    hlo = compiled.as_text()
-    if oid not in GATHERS:
-        for op in ("all-gather", "all-to-all", "collective-permute"):
-            assert op not in hlo, f"{oid}: the compiled step has an {op}"
-    for _ in range(STEPS - (oid in COMPILER_PLACED)):
-        params, state = compiled(params, state)
-    _check_like_params(state, shardings, f"after {STEPS} steps")
-    # A step without communication computes each shard as one device would;
-    # the others (reductions, gathers) and the random ones are compared.
-    if "all-" in hlo or "collective" in hlo or oid in RANDOM:
-        _assert_single_device_numbers(oid, params, state)
+        # jit(init) is checked on the (8,) mesh only (a compile per entry).
+        jit_too = mesh_name == "auto-8"
+        _check_init(build(factory, kwargs), params, shardings, mesh_name, jit_too)
 
 
 @pytest.mark.parametrize("oid, factory, kwargs", STEP_CASES, ids=STEP_IDS)
