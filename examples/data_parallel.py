@@ -14,11 +14,19 @@ the optimizer state:
 The script prints the bytes of params and state held per device, trains, and
 checks that both placements give the same parameters. On a CPU the 8 devices
 are simulated (``XLA_FLAGS`` below, set before JAX starts); where 8 GPUs are
-present, ``--platform gpu`` uses them instead. Run it with::
+present, ``--platform gpu`` uses them instead.
+
+``--processes 2`` runs the same training as 2 JAX processes of 4 CPU devices
+each, as on 2 hosts: the script starts 2 copies of itself
+(``examples/local_cluster.py``), which join through
+``jax.distributed.initialize`` and all-reduce over gloo on localhost; the
+mesh spans the 8 devices of both, ZeRO-1 splits the state across both, and
+process 0 prints the results, those of the one-process run. Run it with::
 
     pip install "gradtx[examples]"
     python examples/data_parallel.py
     python examples/data_parallel.py --epochs 5 --devices 4
+    python examples/data_parallel.py --processes 2
 """
 
 import argparse
@@ -35,23 +43,53 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--state", choices=["zero1", "replicated"], default="zero1")
     parser.add_argument("--platform", choices=["cpu", "gpu"], default="cpu")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="JAX processes (CPU devices only)"
+    )
+    args = parser.parse_args(argv)
+    if args.processes > 1 and (args.platform != "cpu" or args.devices % args.processes):
+        parser.error("--processes needs --platform cpu and devices it divides")
+    return args
+
+
+def run_processes(args) -> int:
+    """Starts ``args.processes`` copies of this script, each with its share
+    of the CPU devices, and prints what process 0 printed."""
+    try:
+        results = local_cluster.launch(
+            [os.path.abspath(__file__), *sys.argv[1:]],
+            args.processes,
+            args.devices // args.processes,
+            timeout=900,
+        )
+    except local_cluster.WorkerFailed as e:
+        print(f"data_parallel.py: {e}", file=sys.stderr)
+        return 1
+    lines = results[0].stdout.splitlines()  # less gloo's connection notices
+    print("\n".join(line for line in lines if not line.startswith("[Gloo]")))
+    return 0
 
 
 ARGS = parse_args()
-if ARGS.platform == "cpu":  # must precede JAX's start: it fixes the device count
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import local_cluster  # noqa: E402
+
+if ARGS.processes > 1 and local_cluster.process_id() is None:  # the launcher
+    sys.exit(run_processes(ARGS))
+if ARGS.platform == "cpu" and ARGS.processes == 1:  # before JAX fixes the count
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "")
         + f" --xla_force_host_platform_device_count={ARGS.devices}"
     )
     os.environ["JAX_PLATFORMS"] = "cpu"
 
+if ARGS.processes > 1:  # a worker: join the others (the launcher set XLA_FLAGS)
+    local_cluster.initialize()
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quickstart import init_mlp, load_data, loss_and_accuracy  # noqa: E402
 
 import gradtx as gtx  # noqa: E402
@@ -120,7 +158,10 @@ def main():
     if len(devices) < args.devices:
         sys.exit(f"asked for {args.devices} devices, found {len(jax.devices())}")
     mesh = jax.make_mesh((args.devices,), ("data",), devices=devices)
-    print(f"{args.devices} {devices[0].platform} devices, mesh axis 'data'")
+    where = ""
+    if jax.process_count() > 1:
+        where = f", in {jax.process_count()} processes of {jax.local_device_count()}"
+    print(f"{args.devices} {devices[0].platform} devices{where}, mesh axis 'data'")
     data = jax.device_get(load_data(args.seed))
 
     runs = {}

@@ -14,7 +14,9 @@ and every test file's basename is unique across the tree.
 ``tests/multidevice`` is collected only when ``XLA_FLAGS`` asks for 8 host
 devices (``--xla_force_host_platform_device_count=8``), which must be set
 before JAX starts; ``tests/test_multidevice.py`` runs it that way in
-subprocesses, so the plain ``pytest`` command covers it.
+subprocesses, so the plain ``pytest`` command covers it. ``tests/multihost``
+holds the worker that ``tests/test_multihost.py`` starts as two JAX processes:
+never collected here.
 """
 
 import os
@@ -26,5 +28,6 @@ for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir()):
     if not _folder.name.startswith((".", "_")) and str(_folder) not in sys.path:
         sys.path.append(str(_folder))
 
+collect_ignore = ["multihost"]
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    collect_ignore = ["multidevice"]
+    collect_ignore.append("multidevice")

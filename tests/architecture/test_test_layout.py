@@ -11,7 +11,7 @@ import pathlib
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = TESTS.parent / "gradtx"
-NOT_MIRRORS = {"architecture", "multidevice", "__pycache__"}
+NOT_MIRRORS = {"architecture", "multidevice", "multihost", "__pycache__"}
 
 
 def test_every_test_folder_mirrors_a_subpackage():
