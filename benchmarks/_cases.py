@@ -121,6 +121,7 @@ class Config:
     torch: bool = True
     torch_threads: int | None = None  # None: torch's default, reported
     precision_params: int = 1 << 22  # the precision section's one leaf
+    guards_tree: Callable[[], Any] = transformer_tree  # the guards section's tree
 
 
 LARGE_LEAF_PARAMS = 1 << 24  # 16.8M, the "one large leaf"
@@ -215,4 +216,5 @@ def tiny_config() -> Config:
         compile_isolation="inline",
         torch=False,
         precision_params=4096,
+        guards_tree=lambda: transformer_tree(8, 1, 16, 8),
     )

@@ -86,18 +86,7 @@ def run_precision(
         )
         row["status"] = "ok"
         log(f"precision: built {label}")
-    iters = {p.name: _timing.calibrate(p, target_batch_s) for p in participants}
-    samples, failed, _ = _timing.round_robin(participants, rounds, iters)
-    reference = samples.get(rows[0]["option"], [])
-    for row in rows:
-        if row["status"] != "ok":
-            continue
-        if row["option"] in failed:
-            row["status"] = failed[row["option"]]
-            continue
-        times = samples[row["option"]]
-        row["time"] = _timing.summarize(times)
-        row["ratio"] = _timing.ratios_by_round(times, reference)
+    _timing.time_rows(rows, participants, rounds, target_batch_s)
     return {"n_params": n_params, "rows": rows}
 
 

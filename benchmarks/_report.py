@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._guards import format_guards
 from ._precision import format_precision
 
 DASH = "–"
@@ -185,5 +186,7 @@ def format_report(results: dict[str, Any]) -> str:
         parts.append(format_sweep(results["compile_sweep"]))
     if results.get("precision"):
         parts.append(format_precision(results["precision"]))
+    if results.get("guards"):
+        parts.append(format_guards(results["guards"]))
     parts.append(format_meta(results["meta"], results.get("notes", [])))
     return "\n\n".join(parts)

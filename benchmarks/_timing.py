@@ -16,7 +16,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Participant(Protocol):
@@ -131,3 +131,26 @@ def ratios_by_round(
     if not pairs:
         return None
     return summarize([a / b for a, b in pairs])
+
+
+def time_rows(
+    rows: list[dict[str, Any]],
+    participants: Sequence[Any],
+    rounds: int,
+    target_batch_s: float,
+) -> None:
+    """Times ``participants`` round-robin and fills the ``"ok"`` rows (each
+    named by its ``"option"``, as its participant) with ``time`` and the
+    per-round ``ratio`` to the first row."""
+    iters = {p.name: calibrate(p, target_batch_s) for p in participants}
+    samples, failed, _ = round_robin(participants, rounds, iters)
+    reference = samples.get(rows[0]["option"], [])
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        if row["option"] in failed:
+            row["status"] = failed[row["option"]]
+            continue
+        times = samples[row["option"]]
+        row["time"] = summarize(times)
+        row["ratio"] = ratios_by_round(times, reference)

@@ -31,7 +31,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _cases, _compile_sweep, _engines, _jax_step, _precision, _probe, _recipes
+from . import (
+    _cases,
+    _compile_sweep,
+    _engines,
+    _guards,
+    _jax_step,
+    _precision,
+    _probe,
+    _recipes,
+)
 from . import _torch_step as _torch
 from ._report import format_report
 from ._timing import (
@@ -43,7 +52,7 @@ from ._timing import (
     summarize,
 )
 
-SECTIONS = ("large", "transformer", "many", "compile", "precision")
+SECTIONS = ("large", "transformer", "many", "compile", "precision", "guards")
 
 
 def _entry(recipe: _recipes.Recipe, library: str, kind: str) -> dict[str, Any]:
@@ -255,6 +264,11 @@ def run_benchmarks(
         precision = _precision.run_precision(
             config.precision_params, config.rounds, config.target_batch_s, log
         )
+    guards = None
+    if "guards" in only:
+        guards = _guards.run_guards(
+            config.guards_tree(), config.rounds, config.target_batch_s, log
+        )
     versions = {engine.name: engine.version for engine in engines}
     meta = {
         "mode": config.mode,
@@ -279,6 +293,7 @@ def run_benchmarks(
         "cases": cases,
         "compile_sweep": sweep,
         "precision": precision,
+        "guards": guards,
     }
 
 

@@ -285,6 +285,11 @@ from .wrappers.conditionals import (
     conditionally_mask,
     conditionally_transform,
 )
+from .wrappers.diagnostics import (
+    MonitorLayersState,
+    layer_diagnostics,
+    monitor_layers,
+)
 from .wrappers.inject import (
     InjectHyperparamsState,
     InjectStatefulHyperparamsState,
@@ -314,6 +319,7 @@ from .wrappers.schedule_free import (
     schedule_free,
     schedule_free_eval_params,
 )
+from .wrappers.spike_guard import SkipOnSpikeState, skip_on_spike
 
 __version__ = "0.1.0"
 
@@ -345,6 +351,7 @@ __all__ = [
     "MaskOrFn",
     "MaskedNode",
     "MaskedState",
+    "MonitorLayersState",
     "MonitorState",
     "MultiSteps",
     "MultiStepsState",
@@ -394,6 +401,7 @@ __all__ = [
     "ScheduleFreeState",
     "ShampooState",
     "ShouldSkipUpdateFunction",
+    "SkipOnSpikeState",
     "SnapshotState",
     "SophiaState",
     "StochasticRoundingState",
@@ -465,6 +473,7 @@ __all__ = [
     "lamb",
     "laprop",
     "lars",
+    "layer_diagnostics",
     "lbfgs",
     "linear_onecycle_schedule",
     "linear_schedule",
@@ -477,6 +486,7 @@ __all__ = [
     "microbatch",
     "microbatching",
     "monitor",
+    "monitor_layers",
     "multi_transform",
     "muon",
     "nadam",
@@ -578,6 +588,7 @@ __all__ = [
     "simplified_ademamix",
     "skip_large_updates",
     "skip_not_finite",
+    "skip_on_spike",
     "sm3",
     "snapshot",
     "soap",
