@@ -376,9 +376,12 @@ def galore(
       >>> state = opt.init(params)
       >>> state[0].projector["w"].shape, state[0].projector["b"].shape
       ((20, 4), (0, 0))
-      >>> for _ in range(100):
+      >>> @jax.jit
+      ... def step(params, state):
       ...     u, state = opt.update(jax.grad(f)(params), state, params)
-      ...     params = gradtx.apply_updates(params, u)
+      ...     return gradtx.apply_updates(params, u), state
+      >>> for _ in range(100):
+      ...     params, state = step(params, state)
       >>> bool(f(params) < 1e-2)  # from 210
       True
     """

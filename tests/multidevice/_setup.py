@@ -115,6 +115,18 @@ ALL = [
 assert {f for _, f, _ in ALL} >= set(NEEDS_EXTRA_ARGS)
 
 
+def richest_per_factory(entries):
+    """One entry per optimizer: the one with the most options set (momentum,
+    centering, masks...), so the step sees its largest state. The init test
+    runs every entry."""
+    best = {}
+    for entry in entries:
+        factory, kwargs = entry[1], entry[2]
+        if factory not in best or len(kwargs) > len(best[factory][2]):
+            best[factory] = entry
+    return list(best.values())
+
+
 def _by_rank(p):
     return jax.tree.map(lambda x: "matrix" if x.ndim > 1 else "other", p)
 

@@ -29,6 +29,7 @@ from _setup import (
     build,
     context,
     host_params,
+    richest_per_factory,
     sharded_params,
     step_fn,
 )
@@ -42,18 +43,6 @@ CASES = ALL + WRAPPERS
 IDS = [oid for oid, *_ in CASES]
 
 
-def _richest_per_factory(entries):
-    """One entry per optimizer: the one with the most options set (momentum,
-    centering, masks...), so the step sees its largest state. The init test
-    runs every entry."""
-    best = {}
-    for entry in entries:
-        factory, kwargs = entry[1], entry[2]
-        if factory not in best or len(kwargs) > len(best[factory][2]):
-            best[factory] = entry
-    return list(best.values())
-
-
 # Wrappers with their own update logic (conditional steps, a compensation, a
 # copy of the params); the others' init placement is tested above.
 STEP_WRAPPERS = {"MultiSteps", "apply_if_finite", "kahan_summation", "schedule_free"}
@@ -61,7 +50,7 @@ STEP_WRAPPERS = {"MultiSteps", "apply_if_finite", "kahan_summation", "schedule_f
 # their numbers, on Auto and Explicit axes) are test_matrix_factors.py's.
 MATRIX_STEPS = {"soap", "shampoo", "psgd_kron", "normuon"}
 STEP_CASES = [
-    entry for entry in _richest_per_factory(ALL) if entry[1] not in MATRIX_STEPS
+    entry for entry in richest_per_factory(ALL) if entry[1] not in MATRIX_STEPS
 ] + [w for w in WRAPPERS if w[0] in STEP_WRAPPERS]
 STEP_IDS = [oid for oid, *_ in STEP_CASES]
 
