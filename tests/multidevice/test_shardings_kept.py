@@ -11,9 +11,9 @@ overflow rescue of its per-leaf norms concatenated the leaves, and the
 concatenation's split spread back through the program), a leaf split over
 both axes and a scalar. Checked, per entry:
 
-* with the state placed where :func:`gradtx.state_shardings` says (``init``
-  already places every leaf made like a parameter there:
-  ``test_state_sharding.py``), each of two steps returns every param and
+* with the state placed where :func:`gradtx.state_shardings` says (eager
+  ``init`` already places every leaf it places there, as checked), each of
+  two steps returns every param and
   every state leaf with the sharding it came in with, so one compiled
   program serves every step;
 * the compiled step has no gather, all-to-all or permutation, except for the
@@ -22,9 +22,9 @@ both axes and a scalar. Checked, per entry:
   communicates or draws random numbers: without communication each device
   computes its shards as one device would).
 
-The leaves of ``init`` are checked in ``test_state_sharding.py`` (on these
-and the other meshes), the matrix optimizers' factors in
-``test_matrix_factors.py``.
+Eager ``init`` is checked to place every leaf it places where
+``state_shardings`` says (on the other meshes: ``test_state_sharding.py``);
+the matrix optimizers' factors are ``test_matrix_factors.py``'s.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ MIXED = {
     "row": ((8, 4), P("data", None)),
     "unsplit": ((4, 8), P(None, None)),
     "replicated": ((8,), P()),
-    "both": ((16, 40), P("data", "model")),
+    "both": ((8, 16), P("data", "model")),
     "scalar": ((), P()),
 }
 
@@ -169,6 +169,16 @@ def _step(tx, factory, oid: str):
     return jax.jit(step)
 
 
+def _check_init(oid, tx, params, state, where) -> None:
+    """Eager ``init`` already put every leaf it placed where
+    :func:`gradtx.state_shardings` says."""
+    for (path, x), want in zip(_arrays(state), jax.tree.leaves(where), strict=True):
+        if x.committed:
+            assert x.sharding.is_equivalent_to(want, x.ndim), (
+                f"{oid}: init put {path} on {_where(x)}, state_shardings says {want}"
+            )
+
+
 def _run(oid, factory, kwargs, placed: bool):
     """``(tx, step, [(params, state) before and after each step])``; on the
     mesh the state is placed where :func:`gradtx.state_shardings` says (the
@@ -179,6 +189,7 @@ def _run(oid, factory, kwargs, placed: bool):
     state = tx.init(params)
     if placed:
         where = jax.tree.map(_canonical, gradtx.state_shardings(tx, params))
+        _check_init(oid, tx, params, state, where)
         state = jax.device_put(state, where)
     step = _step(tx, factory, oid)
     trail = [(params, state)]
