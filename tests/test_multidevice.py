@@ -26,6 +26,7 @@ UNOPTIMISED = {
     "test_state_sharding.py",
     "test_global_reductions.py",
     "test_matrix_factors.py",  # 53 s -> 37 s alone
+    "test_shardings_kept.py",
 }
 
 

@@ -118,6 +118,13 @@ LAYOUT_WRAPPERS = [
 ]
 # The matrix optimizers' sharded numbers are test_matrix_factors.py's.
 MATRIX_NUMBERS = {"soap", "shampoo", "psgd_kron", "normuon"}
+# _setup's wrappers of Adam that LAYOUT_WRAPPERS runs around LAMB.
+_AROUND_LAMB = {
+    "MultiSteps",
+    "apply_if_finite",
+    "inject_hyperparams",
+    "kahan_summation",
+}
 # Random numbers drawn under sharding: their numbers are always compared.
 RANDOM = {"noisy_sgd", "sophia", "stochastic_rounding"}
 # Its state is packed by placement (leaves placed alike share a buffer), so
@@ -126,7 +133,7 @@ STATE_LAYOUT_BY_PLACEMENT = {"packed(clip+adamw)"}
 CASES = (
     richest_per_factory(ALL)
     + LAYOUT_WRAPPERS
-    + [w for w in WRAPPERS if w[0] != "MultiSteps"]
+    + [w for w in WRAPPERS if w[0] not in _AROUND_LAMB]
 )
 IDS = [oid for oid, *_ in CASES]
 
