@@ -68,8 +68,17 @@ def test_the_clip_is_active():
     assert float(norm) > 10 * 0.5
 
 
-@pytest.mark.parametrize("mesh_name", list(MESHES))
-@pytest.mark.parametrize("name", list(TXS))
+# On the (2, 4) Auto mesh LARS, Muon and packed clipping give the one-device
+# numbers in test_shardings_kept.py.
+REDUCTION_CASES = [
+    (name, mesh)
+    for name in TXS
+    for mesh in MESHES
+    if mesh != "auto-2x4" or name == "clip_by_global_norm"
+]
+
+
+@pytest.mark.parametrize("name, mesh_name", REDUCTION_CASES)
 def test_reduction_matches_one_device(name, mesh_name):
     tx = TXS[name]()
     params, _ = sharded_params(mesh_name)

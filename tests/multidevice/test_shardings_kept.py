@@ -240,6 +240,9 @@ def test_plain_jit_step_moves_no_sharding(oid, factory, kwargs):
             assert op not in hlo, f"{oid}: the compiled step has an {op}"
     if oid in MATRIX_NUMBERS:
         return  # test_matrix_factors.py compares them, on Auto and Explicit axes
+    if "(lamb)" in oid:
+        return  # LAMB's sharded numbers are its own entry's; the wrappers' logic
+        # is elementwise (tests/wrappers compare it on one device)
     if "all-" not in hlo and "collective" not in hlo and oid not in RANDOM:
         return  # each device computes its shards as one device would
     _, one_device = _run(oid, factory, kwargs, placed=False)
