@@ -28,7 +28,7 @@ from .._core.base import (
     Updates,
     check_state,
 )
-from .._core.placement import auto_axes, follow, whole, zeros_derived
+from .._core.placement import auto_axes, whole, zeros_derived
 from ..combinators.chain import chain
 from ..transforms.adam import scale_by_adam
 from ..transforms.scaling import learning_rate_step
@@ -263,7 +263,7 @@ def scale_by_galore(
             # Explicit mesh axes: an SVD needs the whole matrix (auto_axes).
             u, _, vt = auto_axes(_svd, g2.astype(jnp.float32))
             p = u[:, : v.rank] if v.left else vt[: v.rank].T
-            return follow(p.astype(old.dtype), old)  # Explicit axes: old's type
+            return p.astype(old.dtype)
 
         # Whole on every device (m × rank, small): left to propagation, one
         # leaf's split reached the others' projectors and a plain jit step

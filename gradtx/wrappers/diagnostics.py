@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core.base import GradientTransformation, check_state, with_extra_args_support
-from .._core.lifting import flatten_like, leaf_norms
+from .._core.lifting import flatten_like, global_norm, leaf_norms
 from .._core.traits import composed
 from ..combinators.chain import check_transforms
 
@@ -37,15 +37,9 @@ Groups = Mapping[str, str] | Callable[[str], str | None] | None
 
 
 def _combined_norm(norms: list) -> jax.Array:
-    """``sqrt(Σ n_i²)`` of non-negative norms, without overflow: scaled by
-    their maximum (NaN stays NaN, ``inf`` gives ``inf``)."""
-    if len(norms) == 1:
-        return norms[0]
-    stacked = jnp.stack(norms)
-    top = jnp.max(stacked)
-    safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1.0)
-    scaled = top * jnp.sqrt(jnp.sum(jnp.square(stacked / safe)))
-    return jnp.where(jnp.isfinite(top), scaled, top + jnp.sum(stacked))
+    """``sqrt(Σ n_i²)`` of a group's leaf norms, overflow-safe
+    (:func:`global_norm` of the scalars)."""
+    return norms[0] if len(norms) == 1 else global_norm(norms)
 
 
 def _ratio(update_norm: jax.Array, param_norm: jax.Array) -> jax.Array:
@@ -80,16 +74,9 @@ def _after(norms: dict, tree: Any) -> Any:
 # Tree plumbing: paths and groups.
 
 
-def _key_name(key: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
-
-
-def leaf_path(path: tuple) -> str:
+def _leaf_path(path: tuple) -> str:
     """A key path as ``'blocks/0/attn/w'`` (``'<root>'`` for a bare leaf)."""
-    return "/".join(_key_name(k) for k in path) or "<root>"
+    return jax.tree_util.keystr(path, simple=True, separator="/") or "<root>"
 
 
 def _matcher(owner: str, groups: Any) -> Callable[[str], str | None]:
@@ -138,7 +125,7 @@ def _group_indices(grads: Any, match: Callable) -> dict[str, list[int]]:
     flat, _ = jax.tree_util.tree_flatten_with_path(grads)
     groups: dict[str, list[int]] = {}
     for i, (path, _) in enumerate(flat):
-        name = match(leaf_path(path))
+        name = match(_leaf_path(path))
         if name is not None:
             groups.setdefault(name, []).append(i)
     return groups

@@ -164,6 +164,13 @@ WRAPPERS = [
 ]
 
 
+def numbers(x) -> np.ndarray:
+    """``x`` as a NumPy array (a PRNG key as its key data), for comparisons."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
 def build(factory, kwargs: dict) -> gradtx.GradientTransformation:
     """An optimizer of the table (by name) or a wrapper (by builder)."""
     return factory(**kwargs) if callable(factory) else make(factory, **kwargs)

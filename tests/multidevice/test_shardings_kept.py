@@ -33,7 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _setup import ALL, WRAPPERS, build, extra_args, loss, richest_per_factory
+from _setup import (
+    ALL,
+    WRAPPERS,
+    build,
+    extra_args,
+    loss,
+    numbers,
+    richest_per_factory,
+)
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -217,12 +225,6 @@ def _arrays(tree) -> list:
     ]
 
 
-def _numbers(x) -> np.ndarray:
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
 @pytest.mark.parametrize("oid, factory, kwargs", CASES, ids=IDS)
 def test_plain_jit_step_moves_no_sharding(oid, factory, kwargs):
     step, trail = _run(oid, factory, kwargs, placed=True)
@@ -250,7 +252,7 @@ def test_plain_jit_step_moves_no_sharding(oid, factory, kwargs):
     for (path, got), (_, want) in zip(
         _arrays(trail[-1][:compared]), _arrays(one_device[-1][:compared]), strict=True
     ):
-        got, want = _numbers(got), _numbers(want)
+        got, want = numbers(got), numbers(want)
         # At the leaf's scale: the inverse roots and eigenbases of the matrix
         # optimizers give values of ~80 next to ones of ~0.1, whose last bits
         # differ with the order of a sharded sum.

@@ -29,6 +29,7 @@ from _setup import (
     build,
     context,
     host_params,
+    numbers,
     richest_per_factory,
     sharded_params,
     step_fn,
@@ -143,12 +144,6 @@ def _spec(x, ndim: int) -> tuple:
     return spec + (None,) * (ndim - len(spec))
 
 
-def _numbers(x) -> np.ndarray:
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
 def _assert_single_device_numbers(oid, params, state):
     want_params, want_state = _single_device(oid)
     for got, want in zip(
@@ -156,7 +151,7 @@ def _assert_single_device_numbers(oid, params, state):
         jax.tree.leaves((want_params, want_state)),
         strict=True,
     ):
-        np.testing.assert_allclose(_numbers(got), _numbers(want), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(numbers(got), numbers(want), rtol=2e-5, atol=2e-6)
 
 
 # Explicit axes run these in auto_axes regions or reshard their state: their
