@@ -52,6 +52,7 @@ from ._core.lifting import (
     update_moment,
     update_moment_per_elem_norm,
 )
+from ._core.low_precision_stall import PrecisionStallWarning, silence_stall_warning
 from ._core.maths import safe_increment
 from ._core.numerics import safe_int32_increment, safe_norm, safe_root_mean_squares
 from ._core.state_paths import map_params as tree_map_params
@@ -364,6 +365,7 @@ __all__ = [
     "Packed",
     "Params",
     "PartitionState",
+    "PrecisionStallWarning",
     "ProdigyState",
     "QuantizedArray",
     "ReduceLROnPlateauState",
@@ -585,6 +587,7 @@ __all__ = [
     "shampoo",
     "sign_sgd",
     "signum",
+    "silence_stall_warning",
     "simplified_ademamix",
     "skip_large_updates",
     "skip_not_finite",

@@ -39,7 +39,7 @@ ScalarOrSchedule = float | jax.Array | Schedule
 """A hyperparameter given either as a number or as a schedule."""
 
 NO_PARAMS_MSG = (
-    "{name}: this transformation needs the current parameters; call "
+    "{name}: `update` needs the current parameters; call "
     "`update(updates, state, params)` with `params`."
 )
 
@@ -249,10 +249,26 @@ def _is_none(x: Any) -> bool:
     return x is None
 
 
+def _describe(x: Any) -> str:
+    """A short description of a non-array leaf for an error message."""
+    text = getattr(x, "__name__", None) or repr(x)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(x).__qualname__} ({text})"
+
+
 def _add_update(p: Any, u: Any, i: int, params: Params) -> Any:
     """``p + u`` cast to ``p``'s dtype, or an error naming the leaf."""
-    p = jnp.asarray(p)
     path = lambda: leaf_paths(params, is_leaf=_is_none)[i]  # only for a message
+    try:
+        p = jnp.asarray(p)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"apply_updates: the param at leaf {path()} is not an array but "
+            f"{_describe(p)}, which cannot be updated. Keep such leaves out of "
+            "both trees (or make them None in both): with Equinox, optimise "
+            "`eqx.filter(model, eqx.is_inexact_array)` and apply the updates "
+            "with `eqx.apply_updates(model, updates)`, which skips them."
+        ) from None
     if u is None:
         raise TypeError(
             f"apply_updates: the update at leaf {path()} is None but the param is "

@@ -18,7 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import low_precision_stall as _stall
 from . import maths as _maths
+from . import traits as _traits
+from .base import GradientTransformation
 
 
 def _concrete_float(owner: str, name: str, value: Any) -> float | None:
@@ -213,16 +216,72 @@ def in_callers_words(**renames: tuple[str, str]) -> Callable:
         @functools.wraps(alias)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return alias(*args, **kwargs)
+                tx = alias(*args, **kwargs)
             except (ValueError, TypeError) as error:
                 message = _in_alias_words(str(error), name, arguments, inverse)
                 if message is None:
                     raise
                 raise type(error)(message) from None
+            return _named_at_run_time(tx, name)
 
         return wrapper
 
     return decorate
+
+
+def _named_at_run_time(tx: Any, alias: str) -> Any:
+    """``tx`` whose ``init`` and ``update`` errors (at trace time: structure,
+    shapes, missing ``params``) name ``alias`` first and the part that raised,
+    and whose ``init`` warns once when low-precision params would stall.
+
+    The wrapper is Python only: a jitted step traces it once and compiles the
+    same program.
+    """
+    if not isinstance(tx, GradientTransformation):
+        return tx
+    warned = []
+
+    def init_fn(params):
+        if not warned and _stall.warn_if_params_stall(alias, params):
+            warned.append(True)  # once per optimizer
+        # Checked here: the aliases and parts inside need not check again.
+        with _stall.compensated(), _run_time_errors(alias):
+            return tx.init(params)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        with _run_time_errors(alias):
+            return tx.update(updates, state, params, **extra_args)
+
+    return _traits.copy_traits(tx, GradientTransformation(init_fn, update_fn))
+
+
+# "owner: message": the form of every error gradtx raises.
+_OWNED_ERROR = re.compile(r"^(\w+): (.*)$", re.S)
+# Owners that are the alias's own structure, not a part to name: the chain it
+# is, and the checks every ``init``/``update`` makes of its arguments.
+_THE_ALIAS_ITSELF = {"chain", "init", "update"}
+
+
+@contextlib.contextmanager
+def _run_time_errors(alias: str) -> Iterator[None]:
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        match = _OWNED_ERROR.match(str(error))
+        # Exactly these classes: JAX's own subclasses take other arguments.
+        if type(error) not in (ValueError, TypeError) or match is None:
+            raise
+        owner, rest = match.groups()
+        if owner == alias:
+            raise
+        if owner in _THE_ALIAS_ITSELF:
+            raise type(error)(f"{alias}: {rest}").with_traceback(
+                error.__traceback__
+            ) from None
+        part = f" (raised by its part `{owner}`)"
+        rest = rest[:-1] + part + "." if rest.endswith(".") else rest + part
+        renamed = type(error)(f"{alias}: {rest}")
+        raise renamed.with_traceback(error.__traceback__) from None
 
 
 def _in_alias_words(

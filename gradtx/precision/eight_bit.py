@@ -29,6 +29,7 @@ from ..transforms.weight_decay import add_decayed_weights
 from .quantized import check_sizes, scale_by_adam_8bit, trace_8bit
 
 
+@_validate.in_callers_words()
 def adam_8bit(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -94,6 +95,7 @@ def adam_8bit(
     return chain(adam, learning_rate_step("adam_8bit", learning_rate))
 
 
+@_validate.in_callers_words()
 def adamw_8bit(
     learning_rate: ScalarOrSchedule,
     b1: chex.Numeric = 0.9,
@@ -151,6 +153,7 @@ def adamw_8bit(
     return chain(adam, decay, learning_rate_step("adamw_8bit", learning_rate))
 
 
+@_validate.in_callers_words()
 def sgd_8bit(
     learning_rate: ScalarOrSchedule,
     momentum: chex.Numeric | None = 0.9,

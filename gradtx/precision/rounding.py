@@ -54,6 +54,7 @@ from .._core.lifting import (
     map_leaves,
     tree_zeros_like,
 )
+from .._core.low_precision_stall import compensated
 from .._core.traits import composed
 from ..combinators.chain import check_transforms
 from ..transforms.noise import as_key
@@ -244,7 +245,8 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
 
     def init_fn(params):
         compensation = tree_zeros_like(params)
-        return KahanSummationState(inner.init(params), compensation)
+        with compensated():  # what rounding drops is kept: no stall warning
+            return KahanSummationState(inner.init(params), compensation)
 
     def update_fn(updates, state, params=None, **extra_args):
         check_state(owner, state, KahanSummationState)
@@ -354,8 +356,10 @@ def stochastic_rounding(
     supported = (_BF16, _F16, *_FULL)
 
     def init_fn(params):
+        with compensated():  # rounding is unbiased: no stall warning
+            inner_state = inner.init(params)
         return StochasticRoundingState(
-            inner_state=inner.init(params),
+            inner_state=inner_state,
             count=jnp.zeros([], jnp.int32),
             rng_key=key,
         )

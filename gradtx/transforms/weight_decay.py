@@ -61,6 +61,9 @@ def add_decayed_weights(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        static = not scheduled and isinstance(weight_decay, (int, float))
+        if static and weight_decay == 0:  # no decay: params are not needed
+            return updates, state
         if params is None:
             raise ValueError(NO_PARAMS_MSG.format(name="add_decayed_weights"))
         if scheduled:
@@ -68,8 +71,6 @@ def add_decayed_weights(
             state = WeightDecaySchedule(_maths.safe_increment(state.count))
         else:
             wd = weight_decay
-            if isinstance(wd, (int, float)) and wd == 0:
-                return updates, state
         updates = map_leaves(
             lambda g, p: g + wd * p,
             updates,
