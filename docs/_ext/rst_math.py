@@ -39,6 +39,12 @@ def _blocks(text: str) -> str:
         while body and not body[-1]:
             body.pop()
         maths = " ".join(b for b in body if b)
+        if "\\begin" not in maths and ("&" in maths or "\\\\" in maths):
+            # Rows (``\\``) and alignment points (``&``) need an environment,
+            # as Sphinx gives them; bare, MathJax ignores the first and
+            # reports "Misplaced &" for the second.
+            env = "aligned" if "&" in maths else "gathered"
+            maths = f"\\begin{{{env}}} {maths} \\end{{{env}}}"
         out.extend([f"{indent}\\[", f"{indent}{maths}", f"{indent}\\]", ""])
     return "\n".join(out)
 

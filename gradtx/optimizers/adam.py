@@ -129,6 +129,12 @@ def nadam(
 
     Reference: Dozat, 2016, "Incorporating Nesterov Momentum into Adam".
 
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in
+        :func:`adam`.
+      nesterov: the look-ahead first moment (on by default; off gives
+        :func:`adam`).
+
     Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.nadam(learning_rate=0.1)
@@ -178,8 +184,8 @@ def adamw(
     Regularization".
 
     Args:
-      learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov: as in
-        :func:`adam`.
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype: as
+        in :func:`adam`.
       weight_decay: :math:`\lambda` >= 0, or a schedule.
       mask: a tree of bools (or a function of the params returning one): decay
         only where True, e.g. not biases and norm scales.
@@ -231,6 +237,13 @@ def nadamw(
     with the look-ahead :math:`\hat m_t` of :func:`nadam`.
 
     References: Dozat, 2016; Loshchilov & Hutter, 2019.
+
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in
+        :func:`adam`.
+      weight_decay, mask: as in :func:`adamw`.
+      nesterov: the look-ahead first moment (on by default; off gives
+        :func:`adamw`).
 
     Examples:
       >>> import gradtx, jax.numpy as jnp
@@ -289,7 +302,11 @@ def adam_l2(
     Generalization"; Loshchilov & Hutter, 2019, "Decoupled Weight Decay
     Regularization" (the comparison with :func:`adamw`).
 
-    Args: as in :func:`adamw`.
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype: as
+        in :func:`adam`.
+      weight_decay: :math:`\lambda` >= 0, or a schedule.
+      mask: as in :func:`adamw`: decay only where True.
 
     Examples:
       >>> import gradtx, jax.numpy as jnp
@@ -336,6 +353,10 @@ def adamax(
     Optimization", section 7.1.
 
     Args:
+      learning_rate: :math:`\eta`, a number >= 0 or a schedule.
+      b1: the decay of the first moment, in [0, 1).
+      b2: the decay of the infinity norm :math:`u_t`, in [0, 1).
+      eps: :math:`\epsilon` >= 0, added to :math:`|g_t|`.
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
@@ -373,6 +394,9 @@ def adamaxw(
     References: Kingma & Ba, 2015; Loshchilov & Hutter, 2019.
 
     Args:
+      learning_rate, b1, b2, eps: as in :func:`adamax`.
+      weight_decay: :math:`\lambda` >= 0, or a schedule.
+      mask: as in :func:`adamw`: decay only where True.
       mu_dtype, nu_dtype: dtypes of the moments (default: the params'; see
         ``docs/precision.md``).
 
@@ -416,6 +440,12 @@ def amsgrad(
 
     Reference: Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and
     Beyond".
+
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in
+        :func:`adam`.
+      bias_correction_mu, bias_correction_nu: whether to divide the first /
+        second moment by :math:`1 - \beta^t`.
 
     Examples:
       >>> import gradtx, jax.numpy as jnp

@@ -75,8 +75,9 @@ def scale_by_prodigy(
     from Optax and the reference are in :func:`gradtx.prodigy`.
 
     Args:
-      learning_rate, betas, beta3, eps, estim_lr0, estim_lr_coef, weight_decay,
-      safeguard_warmup: as for :func:`gradtx.prodigy`.
+      learning_rate, betas, beta3, eps: as for :func:`gradtx.prodigy`.
+      estim_lr0, estim_lr_coef, weight_decay, safeguard_warmup: as for
+        :func:`gradtx.prodigy`.
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ProdigyState`; its
