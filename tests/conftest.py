@@ -22,6 +22,10 @@ never collected here.
 import os
 import pathlib
 import sys
+import threading
+import time
+
+import pytest
 
 _TESTS = pathlib.Path(__file__).resolve().parent
 for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir()):
@@ -31,3 +35,79 @@ for _folder in sorted(p for p in _TESTS.iterdir() if p.is_dir()):
 collect_ignore = ["multihost"]
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     collect_ignore.append("multidevice")
+
+
+# ------------------------------------------------ progress in the silent phases
+# Each pytest-xdist worker imports JAX and collects ~5,000 tests before the
+# first dot, and a few tests run subprocesses for a minute or two: the
+# controller says when a worker is ready and what is still running, so that a
+# quiet terminal is never a mystery.
+
+# A test still running after this many seconds is reported, and again each time.
+LONG_TEST_S = float(os.environ.get("GRADTX_LONG_TEST_S", "60"))
+_started: dict = {}
+_t0 = time.monotonic()
+
+
+def _controller(config) -> bool:
+    return not hasattr(config, "workerinput")  # xdist workers report nothing
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists
+def pytest_configure(config):
+    if not _controller(config):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    config._gradtx_watch = threading.Event()
+    thread = threading.Thread(
+        target=_watch, args=(reporter, config._gradtx_watch), daemon=True
+    )
+    thread.start()
+
+
+def pytest_unconfigure(config):
+    if _controller(config) and hasattr(config, "_gradtx_watch"):
+        config._gradtx_watch.set()
+
+
+def _watch(reporter, stop):
+    reported: dict = {}
+    while not stop.wait(min(5.0, LONG_TEST_S / 2)):
+        now = time.monotonic()
+        for nodeid, start in list(_started.items()):
+            periods = int((now - start) // LONG_TEST_S)
+            if periods >= 1 and reported.get(nodeid, 0) < periods:
+                reported[nodeid] = periods
+                reporter.write(  # on a line of its own, amid the dots
+                    f"\n  ... still running after {int(now - start)} s: {nodeid}\n"
+                )
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _started[nodeid] = time.monotonic()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _started.pop(nodeid, None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node):
+    reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"  {node.gateway.id} started after {time.monotonic() - _t0:.0f} s; "
+            "importing JAX and collecting the tests"
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"  {node.gateway.id} collected {len(ids):,} tests after "
+            f"{time.monotonic() - _t0:.0f} s"
+        )
