@@ -88,7 +88,7 @@ def check_array_leaves(tree: Any) -> Any:
             f"init: params leaf {jax.tree_util.keystr(path) or '<root>'} is a "
             f"{type(x).__name__}, not an array or a number: optimizer state is "
             "made like the params, so pass only the array leaves (for an Equinox "
-            "model, eqx.filter(model, eqx.is_array), to update as well)."
+            "model, eqx.filter(model, eqx.is_inexact_array), to update as well)."
         )
     return tree
 
