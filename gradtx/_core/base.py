@@ -120,7 +120,14 @@ def check_state(owner: str, state: Any, expected: type | tuple[type, ...]) -> No
 
 
 def init_empty_state(params: Params) -> EmptyState:
-    """An ``init`` function for stateless transformations."""
+    """An ``init`` function for stateless transformations.
+
+    Args:
+      params: the params (ignored).
+
+    Returns:
+      An :class:`EmptyState`.
+    """
     del params
     return EmptyState()
 
@@ -139,6 +146,13 @@ def with_extra_args_support(tx: GradientTransformation) -> GradientTransformatio
     A transformation whose ``update`` already takes ``**kwargs`` is returned
     unchanged. This lets a chain forward extra arguments to every member,
     including third-party transformations written as ``update(u, s, p)``.
+
+    Args:
+      tx: a :class:`GradientTransformation` (or any ``(init, update)`` pair).
+
+    Returns:
+      ``tx`` itself, or a :class:`GradientTransformation` with the same
+      ``init`` and state whose ``update`` drops extra keyword arguments.
     """
     if _accepts_extra_args(tx.update):
         return tx

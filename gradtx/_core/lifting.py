@@ -352,33 +352,73 @@ def map_leaves(
 
 
 def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
-    """Zeros shaped like every leaf of ``tree`` (dtype: the leaf's, or ``dtype``)."""
+    """Zeros shaped like every leaf of ``tree`` (dtype: the leaf's, or ``dtype``).
+
+    Args:
+      tree: a tree of arrays or numbers (any other leaf: ``TypeError``).
+      dtype: the dtype of every result (default: each leaf's own).
+
+    Returns:
+      A tree like ``tree`` of zero arrays, placed (sharded) like its leaves.
+    """
     tree = check_array_leaves(tree)
     return jax.tree.map(lambda x: _sharding.full_like(x, 0, dtype=dtype), tree)
 
 
 def tree_full_like(tree: Any, fill_value: chex.Numeric, dtype: Any = None) -> Any:
-    """Arrays filled with ``fill_value`` shaped like every leaf of ``tree``."""
+    """Arrays filled with ``fill_value`` shaped like every leaf of ``tree``.
+
+    Args:
+      tree: a tree of arrays or numbers (any other leaf: ``TypeError``).
+      fill_value: the scalar every element is set to.
+      dtype: the dtype of every result (default: each leaf's own).
+
+    Returns:
+      A tree like ``tree`` of filled arrays, placed (sharded) like its leaves.
+    """
     tree = check_array_leaves(tree)
     return jax.tree.map(lambda x: _sharding.full_like(x, fill_value, dtype=dtype), tree)
 
 
 def tree_cast(tree: Any, dtype: Any) -> Any:
-    """Casts every leaf to ``dtype``; ``dtype=None`` returns ``tree`` unchanged."""
+    """Casts every leaf to ``dtype``; ``dtype=None`` returns ``tree`` unchanged.
+
+    Args:
+      tree: a tree of arrays (or numbers).
+      dtype: the target dtype, or ``None`` for no cast.
+
+    Returns:
+      ``tree`` with every leaf an array of ``dtype``.
+    """
     if dtype is None:
         return tree
     return jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
 
 
 def tree_cast_like(tree: Any, other_tree: Any) -> Any:
-    """Casts each leaf of ``tree`` to the dtype of the same leaf of ``other_tree``."""
+    """Casts each leaf of ``tree`` to the dtype of the same leaf of ``other_tree``.
+
+    Args:
+      tree: a tree of arrays (or numbers).
+      other_tree: a tree of the same structure whose leaves give the dtypes.
+
+    Returns:
+      ``tree`` with each leaf cast to its counterpart's dtype.
+    """
     return jax.tree.map(
         lambda x, y: jnp.asarray(x).astype(dtype_of(y)), tree, other_tree
     )
 
 
 def tree_sum_of_squares(tree: Any) -> chex.Array:
-    """``Σ |x|²`` over every element of every leaf, accumulated in float32+."""
+    """``Σ |x|²`` over every element of every leaf, accumulated in float32+.
+
+    Args:
+      tree: a tree of arrays (real or complex); empty gives 0.
+
+    Returns:
+      A scalar array, float32 (or wider for wider leaves).
+    """
     sums = [jnp.sum(_maths.abs_sq(upcast(x))) for x in jax.tree.leaves(tree)]
     return functools.reduce(operator.add, sums, jnp.zeros((), jnp.float32))
 
@@ -390,6 +430,12 @@ def global_norm(updates: Any) -> chex.Array:
     elements above ~1e19), it is recomputed from per-leaf norms of the leaves
     scaled by their maximum (under ``lax.cond``: ordinary inputs pay one scalar
     test). An infinite element gives ``inf``, a NaN gives NaN.
+
+    Args:
+      updates: a tree of arrays (real or complex); empty gives 0.
+
+    Returns:
+      A scalar array, float32 (or wider for wider leaves).
     """
     leaves = [upcast(x) for x in jax.tree.leaves(updates)]
     sums = [jnp.sum(_maths.abs_sq(x)) for x in leaves]
@@ -516,6 +562,15 @@ def bias_correction(moment: Any, decay: chex.Numeric, count: chex.Array) -> Any:
 
     The factor is computed once, in float32 (``decay^count`` in bfloat16 would
     round to 1 and divide by zero).
+
+    Args:
+      moment: a tree of moment estimates started at 0.
+      decay: the moment's decay rate, in [0, 1).
+      count: the step count, >= 1 (an int32 scalar, incremented with
+        :func:`safe_increment` before the call).
+
+    Returns:
+      The unbiased moment, a tree like ``moment``.
     """
     factor = _maths.debias_factor(decay, count)
     return jax.tree.map(lambda m: (m / factor).astype(dtype_of(m)), moment)
@@ -525,6 +580,15 @@ def update_moment(updates: Any, moments: Any, decay: chex.Numeric, order: int) -
     """The exponential moving average of ``g^order``: ``(1 − d)·g^order + d·m``.
 
     ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
+
+    Args:
+      updates: the gradients ``g``, a tree of arrays.
+      moments: the previous moments ``m``, a tree like ``updates``.
+      decay: ``d``, the decay rate, in [0, 1].
+      order: the power of ``g`` (1: the mean, 2: the uncentered variance).
+
+    Returns:
+      The new moments, a tree like ``updates``.
     """
 
     def leaf(g, m):
@@ -543,6 +607,15 @@ def update_moment_per_elem_norm(
     Unlike Optax's function of the same name, odd orders average the norm
     ``|g|^order`` too, not the signed ``g^order``; for order 2 they agree.
     ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
+
+    Args:
+      updates: the gradients ``g``, a tree of arrays.
+      moments: the previous moments ``m``, a tree like ``updates``.
+      decay: ``d``, the decay rate, in [0, 1].
+      order: the power of ``|g|``.
+
+    Returns:
+      ``(1 − d)·|g|^order + d·m``, a tree like ``updates``.
     """
 
     def leaf(g, m):
@@ -560,6 +633,15 @@ def update_infinity_moment(
     """The exponentially weighted infinity norm: ``max(d·u, |g| + eps)``.
 
     ``None`` leaves of ``updates`` stay ``None`` (as in Optax).
+
+    Args:
+      updates: the gradients ``g``, a tree of arrays.
+      moments: the previous norms ``u``, a tree like ``updates``.
+      decay: ``d``, the decay rate, in [0, 1].
+      eps: added to ``|g|``, >= 0.
+
+    Returns:
+      The new norms, a tree like ``updates``.
     """
     owner = "update_infinity_moment"
     moments = drop_where_none(updates, moments, name="moments", owner=owner)

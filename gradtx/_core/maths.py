@@ -219,6 +219,16 @@ def safe_increment(count: chex.Array) -> chex.Array:
 
     An int32 step counter therefore never wraps around to a negative number
     (which would flip the sign of ``decay^count``-style bias corrections).
+
+    Args:
+      count: an integer or float array (a step counter, usually int32
+        scalar).
+
+    Returns:
+      ``count + 1`` in ``count``'s dtype, or its largest value there.
+
+    Raises:
+      ValueError: if ``count`` is neither an integer nor a float array.
     """
     count = jnp.asarray(count)
     if jnp.issubdtype(count.dtype, jnp.integer):

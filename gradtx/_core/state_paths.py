@@ -197,6 +197,20 @@ def map_params(
     built from the params. ``f`` maps their leaves (with matching leaves of
     ``rest``); other leaves go through ``transform_non_params`` if given.
 
+    Args:
+      initable: a :class:`GradientTransformation`, or its ``init`` function.
+      f: ``f(leaf, *rest_leaves) -> leaf``, applied to each leaf of the
+        params-shaped parts of ``state``.
+      state: the state made by ``initable``'s ``init``.
+      rest: more trees shaped like the params (as in Optax); ``f`` takes
+        their matching leaves after the state's.
+      transform_non_params: a function of one leaf, applied to every other
+        leaf of ``state`` (default: those are left unchanged).
+      is_leaf: passed to ``jax.tree.map`` over the params-shaped parts.
+
+    Returns:
+      ``state`` with the mapped leaves, of the same structure.
+
     Examples:
       >>> import gradtx, jax, jax.numpy as jnp
       >>> opt = gradtx.adam(1e-3)

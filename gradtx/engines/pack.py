@@ -565,6 +565,16 @@ def packed_value_and_grad(
     ``fun`` takes the structured params as its first argument; the returned
     function takes the :class:`Packed` instead, unpacks it inside (so call it
     inside ``jit``) and returns ``(value, grads)`` with ``grads`` packed.
+
+    Args:
+      fun: ``fun(params, *args, **kwargs)``, a scalar loss of the structured
+        (unpacked) params.
+      has_aux: ``fun`` returns ``(loss, aux)``, as in ``jax.value_and_grad``;
+        the value is then ``(loss, aux)``.
+
+    Returns:
+      ``f(packed, *args, **kwargs) -> (value, grads)``, ``grads`` a
+      :class:`Packed` laid out as ``packed``.
     """
     wrapped = lambda packed, *args, **kwargs: fun(unpack(packed), *args, **kwargs)
     return jax.value_and_grad(wrapped, has_aux=has_aux)

@@ -74,6 +74,16 @@ def adagrad(
     Reference: Duchi, Hazan & Singer, 2011, "Adaptive Subgradient Methods for
     Online Learning and Stochastic Optimization".
 
+    Args:
+      learning_rate: :math:`\eta`, a number >= 0 or a schedule.
+      initial_accumulator_value: :math:`s_0`, the starting sum of squares
+        (>= 0).
+      eps: :math:`\epsilon` >= 0, inside the square root (as in Optax).
+
+    Returns:
+      A :class:`GradientTransformation`: ``chain(scale_by_rss(...),
+      scale_by_learning_rate(learning_rate))``.
+
     Examples:
       >>> import gradtx, jax.numpy as jnp
       >>> opt = gradtx.adagrad(learning_rate=0.1)
@@ -117,6 +127,24 @@ def rmsprop(
     Reference: Tieleman & Hinton, 2012, Lecture 6.5 of "Neural Networks for
     Machine Learning"; Graves, 2013, "Generating Sequences With Recurrent Neural
     Networks" (centered form).
+
+    Args:
+      learning_rate: :math:`\eta`, a number >= 0 or a schedule.
+      decay: :math:`\rho`, in [0, 1] ([0, 1) with ``bias_correction``).
+      eps: :math:`\epsilon` >= 0.
+      initial_scale: :math:`\nu_0` (>= 0): 0 as in PyTorch, 1 as in TF1.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root (default);
+        ``False`` adds it to the root.
+      centered: subtract the squared running mean (:func:`scale_by_stddev`).
+      momentum: :math:`\beta` in [0, 1], or ``None`` for no momentum.
+      nesterov: use the Nesterov form of the momentum.
+      bias_correction: unbias :math:`\nu` (and the mean when ``centered``);
+        meaningful when ``initial_scale == 0``.
+
+    Returns:
+      A :class:`GradientTransformation`: :func:`scale_by_rms` (or
+      :func:`scale_by_stddev` when ``centered``), the learning rate, then
+      :func:`trace` when ``momentum`` is given.
 
     Examples:
       >>> import gradtx, jax.numpy as jnp

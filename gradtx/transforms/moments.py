@@ -228,8 +228,16 @@ def scale_by_stddev(
 
     ``μ ← ρ·μ + (1 − ρ)·g`` and ``ν ← ρ·ν + (1 − ρ)·g²`` estimate the mean and
     the second moment, so ``ν − μ²`` estimates the variance (Graves, 2013,
-    "Generating Sequences With Recurrent Neural Networks", eq. 38–41). Arguments
-    as in :func:`scale_by_rms`.
+    "Generating Sequences With Recurrent Neural Networks", eq. 38–41). With
+    ``eps_in_sqrt=False`` the denominator is ``sqrt(ν̂ − μ̂²) + ε``; ``μ̂, ν̂``
+    are ``μ, ν`` divided by ``1 − ρ^t`` with ``bias_correction``.
+
+    Args:
+      decay: ρ, in [0, 1] ([0, 1) with ``bias_correction``).
+      eps: ε >= 0.
+      initial_scale: the starting value of ν (>= 0); μ starts at 0.
+      eps_in_sqrt: put ε inside the square root.
+      bias_correction: unbias μ and ν (meaningful when ``initial_scale == 0``).
 
     Returns:
       A :class:`GradientTransformation` with state :class:`ScaleByRStdDevState`

@@ -124,6 +124,31 @@ def scale_by_shampoo(
     ``start_preconditioning_step`` from the grafting method's momentum to the
     Shampoo one, which has accumulated Shampoo steps from step 0.
 
+    Args:
+      block_size: the largest block along any dimension, >= 1.
+      b1: :math:`\beta_1`, the momentum decay, in [0, 1).
+      b2: :math:`\beta_2`, the statistics' decay, in [0, 1].
+      diagonal_eps: :math:`\epsilon_D >= 0` of the diagonal grafting methods.
+      matrix_eps: :math:`\epsilon_M >= 0`, relative to the largest
+        eigenvalue (and the initial statistics).
+      weight_decay: :math:`\lambda >= 0`, added before the momentum (0: off).
+      start_preconditioning_step: :math:`t_0 >= 0`: the grafting method's
+        step is taken while :math:`t < t_0` (counted from 0).
+      preconditioning_compute_steps: recompute the roots every this many
+        steps, >= 1.
+      statistics_compute_steps: update the statistics every this many
+        steps, >= 1.
+      graft_type: ``"sgd"``, ``"adagrad"``, ``"rmsprop"``,
+        ``"rmsprop_normalized"``, ``"adagrad_normalized"`` or ``"sqrt_n"``.
+      nesterov: Nesterov momentum.
+      exponent_override: :math:`p` for every root, >= 0; 0: :math:`2r`.
+      skip_preconditioning_rank_lt: leaves of lower rank take the grafting
+        step only (>= 0).
+      skip_preconditioning_dim_size_gt: leaves with a larger dimension take
+        the grafting step only (>= 0).
+      merge_small_dims_block_size: the largest merged dimension, >= 1 (1:
+        merge nothing, one factor per dimension of size > 1).
+
     Returns:
       A :class:`GradientTransformation` with state :class:`ShampooState`;
       ``params`` are needed when ``weight_decay`` is not 0.

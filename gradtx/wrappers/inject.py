@@ -421,6 +421,19 @@ def inject_stateful_hyperparams(
 
     :func:`inject_hyperparams` already accepts stateful schedules. Warns with
     ``DeprecationWarning``.
+
+    Args:
+      inner_factory: a function returning a :class:`GradientTransformation`,
+        e.g. :func:`gradtx.adam`.
+      static_args: the name(s) of ``inner_factory``'s arguments never to treat
+        as hyperparameters or schedules (default: none).
+      hyperparam_dtype: a float dtype to store every float hyperparameter in
+        (default: float32, or the params' dtype when wider).
+
+    Returns:
+      The factory :func:`inject_hyperparams` returns: it takes
+      ``inner_factory``'s arguments and gives a transformation with state
+      :class:`InjectStatefulHyperparamsState`.
     """
     warnings.warn(
         "inject_stateful_hyperparams is deprecated; use inject_hyperparams, which "

@@ -67,6 +67,13 @@ def skip_not_finite(
 ) -> tuple[chex.Array, dict[str, chex.Array]]:
     """Skips the calls whose updates hold an Inf or a NaN.
 
+    A :class:`ShouldSkipUpdateFunction`, as Optax's function of the same name.
+
+    Args:
+      updates: the updates (gradients) of this call, a tree of arrays.
+      gradient_step: :attr:`MultiStepsState.gradient_step` (unused).
+      params: the current params, or ``None`` (unused).
+
     Returns:
       ``(skip, {"should_skip": skip, "num_not_finite": n})`` with ``n`` the
       number of non-finite elements over all leaves.
@@ -89,6 +96,12 @@ def skip_large_updates(
 
     Bind ``max_squared_norm`` with :func:`functools.partial` to use it as a
     :class:`ShouldSkipUpdateFunction`.
+
+    Args:
+      updates: the updates (gradients) of this call, a tree of arrays.
+      gradient_step: :attr:`MultiStepsState.gradient_step` (unused).
+      params: the current params, or ``None`` (unused).
+      max_squared_norm: the threshold on the squared global norm, >= 0.
 
     Returns:
       ``(skip, {"should_skip": skip, "norm_squared": ‖updates‖²})``.
