@@ -41,19 +41,21 @@ from ._core.base import (
     with_extra_args_support,
 )
 from ._core.lifting import (
-    bias_correction,
     global_norm,
     tree_cast,
     tree_cast_like,
     tree_full_like,
     tree_sum_of_squares,
     tree_zeros_like,
+)
+from ._core.low_precision_stall import PrecisionStallWarning, silence_stall_warning
+from ._core.maths import safe_increment
+from ._core.moments import (
+    bias_correction,
     update_infinity_moment,
     update_moment,
     update_moment_per_elem_norm,
 )
-from ._core.low_precision_stall import PrecisionStallWarning, silence_stall_warning
-from ._core.maths import safe_increment
 from ._core.numerics import safe_int32_increment, safe_norm, safe_root_mean_squares
 from ._core.state_paths import map_params as tree_map_params
 from ._core.target_updates import incremental_update, periodic_update

@@ -16,17 +16,17 @@ import jax
 import jax.numpy as jnp
 
 from . import maths as _maths
-from .lifting import (
-    bias_correction,
-    drop_where_none,
-    update_infinity_moment,
-    update_moment,
-    update_moment_per_elem_norm,
-)
+from .lifting import drop_where_none
 from .lifting import tree_cast as cast
 from .lifting import tree_cast_like as cast_like
 from .lifting import tree_full_like as full_like
 from .lifting import tree_zeros_like as zeros_like
+from .moments import (
+    bias_correction,
+    update_infinity_moment,
+    update_moment,
+    update_moment_per_elem_norm,
+)
 from .placement import auto_axes
 from .state_paths import NamedTupleKey, get, get_all_with_path, map_params, set
 
