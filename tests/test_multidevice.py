@@ -22,6 +22,7 @@ FILES = sorted(p.name for p in (HERE / "multidevice").glob("test_*.py"))
 # 8-device programs ~25% faster (the matrix optimizers' ~30% faster).
 # test_zero1.py measures ZeRO-1's parity with the replicated run at the ulp
 # level, so it keeps the optimised code.
+O0 = "--xla_backend_optimization_level=0"
 UNOPTIMISED = {
     "test_state_sharding.py",
     "test_global_reductions.py",
@@ -33,10 +34,13 @@ UNOPTIMISED = {
 @pytest.mark.parametrize("name", FILES)
 def test_multidevice(name):
     env = dict(os.environ)
+    base = env.get("XLA_FLAGS", "")
+    if env.pop("GRADTX_TESTS_AT_O0", None):  # conftest's -O0: only where chosen
+        base = base.replace(O0, "")
     flags = " --xla_force_host_platform_device_count=8"
     if name in UNOPTIMISED:
-        flags += " --xla_backend_optimization_level=0"
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + flags).strip()
+        flags += f" {O0}"
+    env["XLA_FLAGS"] = (base + flags).strip()
     env.pop("PYTEST_XDIST_WORKER", None)
     result = subprocess.run(
         [
