@@ -98,7 +98,7 @@ _X64_SCRIPT = textwrap.dedent(
         state = ours.init(params)
         sig = [(x.shape, x.dtype) for x in jax.tree.leaves(state)]
         p = params
-        for _ in range(8):
+        for _ in range(4):
             u, state = ours.update(grads(p), state, p)
             assert u["f32"].dtype == jnp.float32 and u["f64"].dtype == jnp.float64, id_
             p = gradtx.apply_updates(p, u)
@@ -107,7 +107,7 @@ _X64_SCRIPT = textwrap.dedent(
         if name != "adam_l2" and name not in NOT_COMPARABLE_TO_OPTAX:
             theirs = optax_factory(name)(**kw)
             q, s = params, theirs.init(params)
-            for _ in range(8):
+            for _ in range(4):
                 u, s = theirs.update(grads(q), s, q)
                 q = optax.apply_updates(q, u)
             np.testing.assert_allclose(

@@ -35,8 +35,10 @@ UNOPTIMISED = {
 def test_multidevice(name):
     env = dict(os.environ)
     base = env.get("XLA_FLAGS", "")
-    if env.pop("GRADTX_TESTS_AT_O0", None):  # conftest's -O0: only where chosen
-        base = base.replace(O0, "")
+    level = env.pop("GRADTX_TESTS_LEVEL_SET", None)
+    if level:  # conftest's level: each file here gets the one chosen below
+        base = base.replace(level, "")
+    env["GRADTX_TESTS_DEFAULT_LEVEL"] = "1"  # and its conftest leaves it alone
     flags = " --xla_force_host_platform_device_count=8"
     if name in UNOPTIMISED:
         flags += f" {O0}"
