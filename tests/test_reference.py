@@ -42,7 +42,9 @@ X64 = bool(jax.config.jax_enable_x64)
 DTYPE = np.float64 if X64 else np.float32
 RTOL = 1e-10 if X64 else 1e-6
 # float32 only, see the module docstring.
-F32_TOLERANCE = {"adam_b2_0.999": 3e-6, "scale_by_stddev": 2e-6}
+# scale_by_stddev: 2e-6 at XLA:CPU's default LLVM level, 2.6e-6 at the -O0 the
+# suite compiles at (tests/conftest.py).
+F32_TOLERANCE = {"adam_b2_0.999": 3e-6, "scale_by_stddev": 3e-6}
 SHAPES = [(3,), (2, 4), (), (0,)]
 
 

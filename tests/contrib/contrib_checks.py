@@ -17,6 +17,10 @@ from test_reference import X64, _rel_err, _run_jax, _run_numpy
 import gradtx
 
 RTOL = 1e-10 if X64 else 1e-6
+# Against the float64 NumPy references: float32 trajectories stay within 1e-6
+# at XLA:CPU's default LLVM level, within 3e-6 at the -O0 the suite compiles
+# at (tests/conftest.py: no fused multiply-adds, so other roundings).
+RTOL_REF = 1e-10 if X64 else 3e-6
 
 
 def errors(ours, theirs, ref):
@@ -27,7 +31,7 @@ def errors(ours, theirs, ref):
     return err_optax, err_ref
 
 
-def assert_close_to_optax_and_reference(ours, theirs, ref, rtol_ref=RTOL):
+def assert_close_to_optax_and_reference(ours, theirs, ref, rtol_ref=RTOL_REF):
     err_optax, err_ref = errors(ours, theirs, ref)
     assert err_optax <= RTOL, f"vs Optax: {err_optax:.2e}"
     assert err_ref <= rtol_ref, f"vs NumPy reference: {err_ref:.2e}"

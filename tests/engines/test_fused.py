@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,6 +81,20 @@ def test_other_optimizers_run_the_plain_step_bit_for_bit(name):
     jax.tree.map(np.testing.assert_array_equal, got, expected)
 
 
+# At the -O0 the suite compiles at (tests/conftest.py) XLA contracts no
+# multiply-adds, and the plain and the fused programs round apart (1.1e-6 at
+# most, measured); at XLA:CPU's default level they agree bit for bit.
+AT_O0 = "xla_backend_optimization_level=0" in os.environ.get("XLA_FLAGS", "")
+
+
+def _assert_same_as_xla(got, want):
+    if AT_O0 and jnp.issubdtype(jnp.asarray(want).dtype, jnp.floating):
+        as32 = lambda x: np.asarray(jnp.asarray(x, jnp.float32))
+        np.testing.assert_allclose(as32(got), as32(want), rtol=4e-6, atol=0)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
 @native
 @pytest.mark.parametrize("name", RECOGNISED)
 def test_kernel_follows_the_plain_step(name):
@@ -87,12 +103,12 @@ def test_kernel_follows_the_plain_step(name):
     assert fused.native
     (p1, s1), (p2, s2) = _run(_plain(tx), tx), _run(fused, tx)
     assert jax.tree.structure(s1) == jax.tree.structure(s2)
-    # XLA leaves and counters: bit for bit
-    np.testing.assert_array_equal(p2["b"], p1["b"])
-    np.testing.assert_array_equal(p2["h"], p1["h"])
+    # XLA leaves and counters: bit for bit (see AT_O0)
+    _assert_same_as_xla(p2["b"], p1["b"])
+    _assert_same_as_xla(p2["h"], p1["h"])
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2), strict=True):
         if a.size < MIN_SIZE:
-            np.testing.assert_array_equal(b, a)
+            _assert_same_as_xla(b, a)
     # The kernel computes the plain step's expression with its own roundings
     # (tests/engines/test_native.py bounds one step); after 25 steps the two are a few
     # ulps apart. Bound: 16 units of (ulp(p) + lr·2^-23); measured 12.2 at most

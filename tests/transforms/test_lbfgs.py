@@ -122,7 +122,7 @@ def test_extra_arguments_reach_the_objective():
             return (lib.apply_updates(w, u), s), None
 
         (wt, _), _ = jax.jit(
-            lambda w: jax.lax.scan(step, (w, opt.init(w)), None, length=5)
+            lambda w: jax.lax.scan(step, (w, opt.init(w)), None, length=10)
         )(w)
         results.append(wt)
     assert rel_err(results[0], results[1]) <= RTOL
