@@ -97,29 +97,21 @@ def shampoo(
 
     Args:
       learning_rate: :math:`\eta`, a number >= 0 or a schedule.
-      block_size: the largest block along any dimension, >= 1.
-      b1: :math:`\beta_1`, the momentum decay, in [0, 1).
-      b2: :math:`\beta_2`, the statistics' decay, in [0, 1].
-      diagonal_eps: :math:`\epsilon_D >= 0` of the diagonal grafting methods.
-      matrix_eps: :math:`\epsilon_M >= 0`, relative to the largest
-        eigenvalue (and the initial statistics).
-      weight_decay: :math:`\lambda >= 0`, added before the momentum.
-      start_preconditioning_step: :math:`t_0 >= 0`: the grafting method's
-        step is taken while :math:`t < t_0` (counted from 0).
-      preconditioning_compute_steps: recompute the roots every this many
-        steps, >= 1.
-      statistics_compute_steps: update the statistics every this many
-        steps, >= 1.
-      graft_type: ``"sgd"``, ``"adagrad"``, ``"rmsprop"``,
-        ``"rmsprop_normalized"``, ``"adagrad_normalized"`` or ``"sqrt_n"``.
-      nesterov: Nesterov momentum.
-      exponent_override: :math:`p` for every root; 0: :math:`2r`.
-      skip_preconditioning_rank_lt: leaves of lower rank take the grafting
-        step only.
-      skip_preconditioning_dim_size_gt: leaves with a larger dimension take
-        the grafting step only.
-      merge_small_dims_block_size: the largest merged dimension (1: merge
-        nothing, one factor per dimension of size > 1).
+      block_size: as in :func:`scale_by_shampoo`.
+      b1: as in :func:`scale_by_shampoo`.
+      b2: as in :func:`scale_by_shampoo`.
+      diagonal_eps: as in :func:`scale_by_shampoo`.
+      matrix_eps: as in :func:`scale_by_shampoo`.
+      weight_decay: as in :func:`scale_by_shampoo`.
+      start_preconditioning_step: as in :func:`scale_by_shampoo`.
+      preconditioning_compute_steps: as in :func:`scale_by_shampoo`.
+      statistics_compute_steps: as in :func:`scale_by_shampoo`.
+      graft_type: as in :func:`scale_by_shampoo`.
+      nesterov: as in :func:`scale_by_shampoo`.
+      exponent_override: as in :func:`scale_by_shampoo`.
+      skip_preconditioning_rank_lt: as in :func:`scale_by_shampoo`.
+      skip_preconditioning_dim_size_gt: as in :func:`scale_by_shampoo`.
+      merge_small_dims_block_size: as in :func:`scale_by_shampoo`.
 
     Returns:
       A :class:`GradientTransformation`: ``chain(scale_by_shampoo(...),
