@@ -274,12 +274,9 @@ def _run_time_errors(alias: str) -> Iterator[None]:
         owner, rest = match.groups()
         if owner == alias:
             raise
-        if owner in _THE_ALIAS_ITSELF:
-            raise type(error)(f"{alias}: {rest}").with_traceback(
-                error.__traceback__
-            ) from None
-        part = f" (raised by its part `{owner}`)"
-        rest = rest[:-1] + part + "." if rest.endswith(".") else rest + part
+        if owner not in _THE_ALIAS_ITSELF:
+            part = f" (raised by its part `{owner}`)"
+            rest = rest[:-1] + part + "." if rest.endswith(".") else rest + part
         renamed = type(error)(f"{alias}: {rest}")
         raise renamed.with_traceback(error.__traceback__) from None
 
